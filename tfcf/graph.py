@@ -1,0 +1,342 @@
+"""Graph surgery on Keras 3 functional models: flatten, name, cut into segments.
+
+    graph = FlatGraph(generator)                  # nested sub-models expanded inline
+    cut = graph.resolve("g_h2_relu")              # -> tensor ids produced by that layer
+    head, tail = graph.segments([cut])            # keras models: inputs -> cut, cut -> outputs
+
+This module is the one place where tfcf rewires a network. Everything else (hybrids, influence
+maps, stretch distortion, BigGAN Gblocks) goes through :mod:`tfcf.intervene`, which builds on it.
+
+Naming. Each call of a layer (an "op") has a qualified name: its layer name, prefixed by the names
+of the nested functional models it sits in, joined by "/" (``"decoder/block1_conv"``). A layer
+called more than once has one op per call; ``"name:k"`` selects the k-th call in graph order and a
+plain ``"name"`` selects all calls. Keras 3 forbids "/" in layer names, so models mirroring
+tensorlayer networks spell ``g/h1/decon2d`` as ``g_h1_decon2d``; the original spelling is accepted
+too when it does not name a nested path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import itertools
+
+import keras
+from keras import tree
+
+try:  # Keras 3 keeps the functional class in a private module.
+    from keras.src.models.functional import Functional as _Functional
+except ImportError:  # pragma: no cover - future Keras layouts
+    _Functional = keras.Model
+
+
+@dataclasses.dataclass
+class _Ref:
+    """Placeholder for a tensor inside the recorded call arguments of an op."""
+
+    tid: int
+
+
+@dataclasses.dataclass
+class Op:
+    """One call of one operation in the flattened graph."""
+
+    name: str
+    call_index: int
+    operation: object
+    args: tuple
+    kwargs: dict
+    inputs: list
+    outputs: list
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorSpec:
+    shape: tuple
+    dtype: str
+    description: str
+
+
+def _as_functional(model):
+    """Return the functional graph behind ``model`` or raise a clear error."""
+    if isinstance(model, keras.Sequential):
+        functional = getattr(model, "_functional", None)
+        if functional is None:
+            raise ValueError(
+                f"Sequential model {model.name!r} is not built: give it a keras.Input first "
+                "(keras.Sequential([keras.Input(shape), ...])) or call it once on data."
+            )
+        return functional
+    if isinstance(model, _Functional) and hasattr(model, "_nodes_by_depth"):
+        return model
+    raise TypeError(
+        f"tfcf can only cut Keras functional models (keras.Model(inputs, outputs)) and built "
+        f"keras.Sequential models; got {type(model).__name__!r}, a subclassed model whose "
+        "call() is opaque Python. Rebuild it with the functional API (layers called on "
+        "keras.Input tensors), or cut at one of its functional sub-models."
+    )
+
+
+def _is_nested_graph(operation):
+    if isinstance(operation, keras.Sequential):
+        return getattr(operation, "_functional", None) is not None
+    return isinstance(operation, _Functional) and hasattr(operation, "_nodes_by_depth")
+
+
+class FlatGraph:
+    """A functional model with nested functional sub-models expanded inline.
+
+    Example::
+
+        graph = FlatGraph(model)
+        graph.op_names()          # qualified names, graph order
+        head, tail = graph.segments([graph.resolve("block1")])
+    """
+
+    def __init__(self, model):
+        functional = _as_functional(model)
+        self.model = model
+        self.ops: list[Op] = []
+        self.specs: dict[int, TensorSpec] = {}
+        self._ids = itertools.count()
+        local = {}
+        self.inputs = []
+        for position, tensor in enumerate(functional.inputs):
+            tid = self._new_tensor(tensor, f"input {position} ({tensor.name})")
+            local[id(tensor)] = tid
+            self.inputs.append(tid)
+        self._expand(functional, local, prefix="")
+        self.outputs = [local[id(tensor)] for tensor in functional.outputs]
+        self.producer = {tid: index for index, op in enumerate(self.ops) for tid in op.outputs}
+        counts = {}
+        for op in self.ops:
+            counts.setdefault(op.name, []).append(op)
+        self._by_name = counts
+
+    def _new_tensor(self, tensor, description):
+        tid = next(self._ids)
+        self.specs[tid] = TensorSpec(tuple(tensor.shape), str(tensor.dtype), description)
+        return tid
+
+    def _expand(self, functional, local, prefix):
+        depths = sorted(functional._nodes_by_depth, reverse=True)
+        for depth in depths:
+            nodes = functional._nodes_by_depth[depth]
+            nodes = sorted(
+                nodes,
+                key=lambda node: _node_position(node),
+            )
+            for node in nodes:
+                operation = node.operation
+                if operation is None or node.is_input:
+                    continue
+                if _is_nested_graph(operation):
+                    inner = _as_functional(operation)
+                    inner_local = {
+                        id(inner_input): local[id(outer)]
+                        for inner_input, outer in zip(inner.inputs, node.input_tensors)
+                    }
+                    self._expand(inner, inner_local, prefix + operation.name + "/")
+                    for outer, inner_output in zip(node.outputs, inner.outputs):
+                        local[id(outer)] = inner_local[id(inner_output)]
+                    continue
+                name = prefix + operation.name
+                call_index = sum(1 for op in self.ops if op.name == name)
+
+                def to_ref(value):
+                    if isinstance(value, keras.KerasTensor):
+                        return _Ref(local[id(value)])
+                    return value
+
+                args = tree.map_structure(to_ref, node.arguments.args)
+                kwargs = tree.map_structure(to_ref, node.arguments.kwargs)
+                inputs = [local[id(tensor)] for tensor in node.input_tensors]
+                outputs = []
+                for position, tensor in enumerate(node.outputs):
+                    suffix = f" output {position}" if len(node.outputs) > 1 else ""
+                    tid = self._new_tensor(tensor, f"{name}:{call_index}{suffix}")
+                    local[id(tensor)] = tid
+                    outputs.append(tid)
+                self.ops.append(Op(name, call_index, operation, args, kwargs, inputs, outputs))
+
+    # ------------------------------------------------------------------ naming
+    def op_names(self):
+        """Qualified op names in graph order, ``name:k`` for layers called more than once."""
+        names = []
+        for name, ops in self._by_name.items():
+            if len(ops) == 1:
+                names.append(name)
+            else:
+                names.extend(f"{name}:{op.call_index}" for op in ops)
+        return names
+
+    def resolve(self, at):
+        """Tensor ids produced by the op(s) named ``at`` (see the module docstring)."""
+        return [tid for op in self.resolve_ops(at) for tid in op.outputs]
+
+    def resolve_ops(self, at):
+        if not isinstance(at, str):
+            raise TypeError(f"a layer name must be a string, got {at!r} ({type(at).__name__})")
+        name, call = at, None
+        base, sep, index = at.rpartition(":")
+        if sep and index.isdigit():
+            name, call = base, int(index)
+        candidates = self._by_name.get(name)
+        if candidates is None:
+            leaf_matches = [key for key in self._by_name if key.rsplit("/", 1)[-1] == name]
+            if not leaf_matches and "/" in name:
+                underscored = name.replace("/", "_")
+                leaf_matches = [
+                    key for key in self._by_name
+                    if key == underscored or key.rsplit("/", 1)[-1] == underscored
+                ]
+            if len(leaf_matches) > 1:
+                raise ValueError(
+                    f"layer name {at!r} is ambiguous in model {self.model.name!r}: it names "
+                    f"{sorted(leaf_matches)}; use one of these qualified names."
+                )
+            if not leaf_matches:
+                valid = self.op_names()
+                close = difflib.get_close_matches(name, valid, n=3)
+                hint = f" Did you mean {close}?" if close else ""
+                raise ValueError(
+                    f"unknown layer {at!r} in model {self.model.name!r}.{hint} "
+                    f"Valid layer names: {valid}"
+                )
+            candidates = self._by_name[leaf_matches[0]]
+        if call is None:
+            return list(candidates)
+        if call >= len(candidates):
+            raise ValueError(
+                f"layer {name!r} is called {len(candidates)} time(s); call index {call} is out "
+                f"of range (valid: {', '.join(f'{name}:{k}' for k in range(len(candidates)))})"
+            )
+        return [candidates[call]]
+
+    # ---------------------------------------------------------------- cutting
+    def ancestors_of(self, tids, stop=()):
+        """Indices of the ops needed to compute ``tids``, not expanding tensors in ``stop``."""
+        stop = set(stop)
+        needed = set()
+        pending = [tid for tid in tids if tid not in stop]
+        seen = set()
+        while pending:
+            tid = pending.pop()
+            if tid in seen:
+                continue
+            seen.add(tid)
+            index = self.producer.get(tid)
+            if index is None or index in needed:
+                continue
+            needed.add(index)
+            pending.extend(t for t in self.ops[index].inputs if t not in stop)
+        return sorted(needed)
+
+    def segments(self, boundaries):
+        """Cut the graph at successive boundaries; return ``len(boundaries) + 1`` keras models.
+
+        ``boundaries[k]`` is a list of tensor ids. Segment 0 maps the model inputs to
+        ``boundaries[0] + carried_1``; segment k maps ``boundaries[k-1] + carried_k`` to
+        ``boundaries[k] + carried_{k+1}``; the last segment returns the model outputs. The
+        ``carried`` tensors are whatever crosses a boundary besides the cut itself: model inputs
+        that feed later layers and skip connections that bypass the cut. Each returned model has
+        an attribute-free calling convention: a single tensor when its input (output) is one
+        tensor, a list otherwise, in the order above. :meth:`segment_states` gives that order.
+        """
+        if not boundaries:
+            raise ValueError("at least one boundary is needed to cut a model")
+        count = len(boundaries)
+        states = [None] * (count + 1)
+        needs = [None] * (count + 1)
+        op_lists = [None] * (count + 1)
+        wanted = list(self.outputs)
+        for k in range(count, 0, -1):
+            cut = list(boundaries[k - 1])
+            closure = self.ancestors_of(wanted, stop=cut)
+            dependent = set(cut)
+            segment_ops = []
+            for index in closure:
+                op = self.ops[index]
+                if any(tid in dependent for tid in op.inputs):
+                    segment_ops.append(index)
+                    dependent.update(op.outputs)
+            carried = []
+            for tid in [t for index in segment_ops for t in self.ops[index].inputs] + wanted:
+                if tid not in dependent and tid not in carried:
+                    carried.append(tid)
+            states[k] = cut + carried
+            needs[k] = wanted
+            op_lists[k] = segment_ops
+            wanted = states[k]
+        states[0] = list(self.inputs)
+        needs[0] = wanted
+        op_lists[0] = self.ancestors_of(wanted, stop=self.inputs)
+        self.last_states = states
+        return [
+            self._build(states[k], op_lists[k], needs[k], k) for k in range(count + 1)
+        ]
+
+    def _build(self, state, op_indices, wanted, position):
+        env = {}
+        inputs = []
+        used_names = set()
+        for tid in state:
+            spec = self.specs[tid]
+            name = _input_name(spec.description, used_names)
+            tensor = keras.Input(shape=spec.shape[1:], dtype=spec.dtype, name=name)
+            env[tid] = tensor
+            inputs.append(tensor)
+
+        def fill(value):
+            if isinstance(value, _Ref):
+                return env[value.tid]
+            return value
+
+        for index in op_indices:
+            op = self.ops[index]
+            args = tree.map_structure(fill, op.args)
+            kwargs = tree.map_structure(fill, op.kwargs)
+            produced = tree.flatten(op.operation(*args, **kwargs))
+            for tid, tensor in zip(op.outputs, produced):
+                env[tid] = tensor
+        outputs = []
+        for tid in wanted:
+            tensor = env[tid]
+            if any(tensor is given for given in inputs):
+                # A tensor that crosses the segment untouched still goes through an op, so that
+                # Keras builds a proper node for it.
+                tensor = keras.layers.Identity(name=_input_name("pass " + self.specs[tid].description, used_names))(tensor)
+            outputs.append(tensor)
+        name = f"{self.model.name}_segment{position}"
+        return keras.Model(
+            inputs=inputs[0] if len(inputs) == 1 else inputs,
+            outputs=outputs[0] if len(outputs) == 1 else outputs,
+            name=name,
+        )
+
+    def depends_on(self, tids, sources):
+        """True when any tensor of ``tids`` is computed from any tensor of ``sources``."""
+        sources = set(sources)
+        for index in self.ancestors_of(tids):
+            if any(t in sources for t in self.ops[index].inputs):
+                return True
+        return False
+
+
+def _node_position(node):
+    nodes = getattr(node.operation, "_inbound_nodes", None) or []
+    for position, candidate in enumerate(nodes):
+        if candidate is node:
+            return position
+    return 0
+
+
+def _input_name(description, used):
+    base = "".join(ch if ch.isalnum() or ch in "_." else "_" for ch in description).strip("_")
+    name = base or "tensor"
+    suffix = 1
+    while name in used:
+        suffix += 1
+        name = f"{base}_{suffix}"
+    used.add(name)
+    return name

@@ -1,0 +1,468 @@
+"""Split a Keras generator at layers and replace internal activations (hybrids, interventions).
+
+    head, tail = tfcf.split(generator, "g_h2_relu")
+    images = tail(head(z))                                     # == generator(z)
+    hybrids = tfcf.hybrid(generator, "g_h2_relu", [0, 5, 9], base=z1, source=z2)
+
+One mechanism serves every counterfactual in tfcf: :func:`intervene` runs the base inputs through
+the model and, at each named layer, replaces that layer's value by ``intervention(base_value,
+source_value)``, where ``source_value`` is the value the same layer took when the model ran on the
+``source`` inputs. :func:`hybrid` is the paper's hybridization (channels of a module copied from
+the source sample); :class:`SetChannels` assigns a constant; :class:`Transform` applies any
+function, e.g. a spatial stretch of the activation maps.
+
+Several layers at once. When one named layer lies downstream of another (the papers intervene on
+the same module in two successive layers), the interventions are applied in graph order: the
+first layer is replaced, the model runs on to the second layer from that intervened value, and
+the second layer's listed channels are then replaced by the value they had in the unintervened
+source pass. Channels that are not listed keep the value computed from the intervened upstream
+layer, as a do-intervention on both sets of variables prescribes.
+
+Inference mode always: batch normalisation uses its moving statistics, dropout is off.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+
+import keras
+import numpy as np
+
+from tfcf.graph import FlatGraph
+
+__all__ = [
+    "Intervention",
+    "SetChannels",
+    "Split",
+    "SwapChannels",
+    "Transform",
+    "hybrid",
+    "intervene",
+    "split",
+]
+
+_GRAPHS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _plan(model):
+    """The cached flattened graph of ``model`` and its cache of built segments."""
+    try:
+        entry = _GRAPHS.get(model)
+    except TypeError:  # unhashable or not weak-referenceable
+        entry = None
+    if entry is None:
+        entry = (FlatGraph(model), {})
+        try:
+            _GRAPHS[model] = entry
+        except TypeError:
+            pass
+    return entry
+
+
+class Split(tuple):
+    """``(head, tail)`` with the description of what crosses the cut.
+
+    Example::
+
+        split = tfcf.split(model, "block1")
+        head, tail = split
+        split.cut        # descriptions of the cut activations, in tail's input order
+        split.carried    # descriptions of the other tensors tail needs (inputs, skips)
+    """
+
+    def __new__(cls, head, tail, cut, carried):
+        self = super().__new__(cls, (head, tail))
+        self.cut = list(cut)
+        self.carried = list(carried)
+        return self
+
+    @property
+    def head(self):
+        return self[0]
+
+    @property
+    def tail(self):
+        return self[1]
+
+
+def split(model, at):
+    """Cut ``model`` after the layer(s) ``at``; return ``(head, tail)`` Keras models.
+
+    Example::
+
+        head, tail = tfcf.split(generator, "g_h2_relu")
+        activations = head(z)                 # [B, 16, 16, 128]
+        np.allclose(tail(activations), generator(z), atol=1e-6)
+
+    ``at`` is a layer name or a list of names (qualified names ``"sub/layer"`` for layers of
+    nested functional models, ``"layer:k"`` for the k-th call of a layer called more than once;
+    a plain name of such a layer cuts every call).
+
+    Calling convention. ``head`` takes the model's inputs (as the model does) and returns
+    ``[a_1, ..., a_L, c_1, ..., c_M]``: ``a_i`` the activations of the cut layers in the order
+    of ``at`` (one per call), then ``c_j`` every other tensor the downstream part still needs --
+    model inputs that feed later blocks (e.g. a class vector ``y`` fed to every block) and
+    tensors of skip connections that bypass the cut. ``tail`` takes exactly that list and returns
+    the model's outputs, so ``tail(head(x)) == model(x)``. When the list has a single element
+    (the common case: one layer, no skip), ``head`` returns the tensor itself and ``tail`` takes
+    it directly. ``split.cut`` and ``split.carried`` describe the list.
+
+    Raises:
+        ValueError: unknown layer name (the message lists the valid names).
+        TypeError: subclassed (non-functional) model.
+    """
+    graph, cache = _plan(model)
+    names = [at] if isinstance(at, str) else list(at)
+    if not names:
+        raise ValueError("`at` is empty: name at least one layer to split at")
+    cut = []
+    for name in names:
+        for tid in graph.resolve(name):
+            if tid not in cut:
+                cut.append(tid)
+    key = ("split", tuple(cut))
+    if key not in cache:
+        head, tail = graph.segments([cut])
+        state = graph.last_states[1]
+        cache[key] = Split(
+            head,
+            tail,
+            [graph.specs[tid].description for tid in cut],
+            [graph.specs[tid].description for tid in state[len(cut):]],
+        )
+    return cache[key]
+
+
+# --------------------------------------------------------------------------- interventions
+class Intervention:
+    """Base class: ``new_value = intervention(base_value, source_value)`` on numpy arrays.
+
+    Example::
+
+        class Zero(tfcf.Intervention):
+            needs_source = False
+            def __call__(self, base, source):
+                return np.zeros_like(base)
+
+    ``base`` is the layer's value in the (possibly already intervened) base pass, ``source`` its
+    value in the unintervened source pass (None when ``needs_source`` is False). Both are
+    channels-last arrays ``[B, ..., C]``. Return an array of the same shape.
+    """
+
+    needs_source = True
+
+    def validate(self, layer, shape):
+        """Check the intervention against the layer's output shape (``shape[0]`` is batch)."""
+
+    def __call__(self, base, source):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _check_channels(channels, layer, shape):
+    count = shape[-1]
+    if count is None:
+        return
+    bad = [c for c in channels if not 0 <= c < count]
+    if bad:
+        raise ValueError(
+            f"channel index {bad[0]} is out of range for layer {layer!r}, which has {count} "
+            f"channels (valid: 0..{count - 1}); got channels {list(channels)}"
+        )
+
+
+def _as_channel_list(channels):
+    if isinstance(channels, (int, np.integer)):
+        return [int(channels)]
+    values = np.asarray(list(channels))
+    if values.size == 0:
+        return []
+    if values.dtype == bool:
+        return [int(c) for c in np.flatnonzero(values)]
+    if not np.issubdtype(values.dtype, np.integer) or values.ndim != 1:
+        raise ValueError(f"channels must be a list of integer indices, got {list(channels)!r}")
+    return [int(c) for c in values]
+
+
+class SwapChannels(Intervention):
+    """Copy ``channels`` from the source pass into the base pass (the paper's hybridization).
+
+    Example::
+
+        out = tfcf.intervene(g, {"g_h2_relu": tfcf.SwapChannels([3, 7])}, base=z1, source=z2)
+    """
+
+    def __init__(self, channels):
+        self.channels = _as_channel_list(channels)
+
+    def validate(self, layer, shape):
+        _check_channels(self.channels, layer, shape)
+
+    def __call__(self, base, source):
+        out = np.array(base, copy=True)
+        if self.channels:
+            out[..., self.channels] = source[..., self.channels]
+        return out
+
+
+class SetChannels(Intervention):
+    """Assign a constant (scalar or array broadcastable to ``[..., len(channels)]``).
+
+    Example::
+
+        out = tfcf.intervene(g, {"g_h2_relu": tfcf.SetChannels([3], 0.0)}, base=z)
+    """
+
+    needs_source = False
+
+    def __init__(self, channels, value):
+        self.channels = _as_channel_list(channels)
+        self.value = np.asarray(value, dtype="float32")
+
+    def validate(self, layer, shape):
+        _check_channels(self.channels, layer, shape)
+
+    def __call__(self, base, source):
+        out = np.array(base, copy=True)
+        if self.channels:
+            out[..., self.channels] = self.value
+        return out
+
+
+class Transform(Intervention):
+    """Replace the layer's value (or only ``channels`` of it) by ``function(base_value)``.
+
+    Example::
+
+        stretch = tfcf.Transform(lambda maps: my_stretch(maps, factor=1.5))
+        out = tfcf.intervene(g, {"g_h2_relu": stretch}, base=z)
+
+    ``function`` maps a channels-last array ``[B, ..., C]`` to an array of the same shape (a
+    spatial transform such as a stretch, a gain, a noise injection).
+    """
+
+    needs_source = False
+
+    def __init__(self, function, channels=None):
+        if not callable(function):
+            raise TypeError(f"Transform needs a callable, got {function!r}")
+        self.function = function
+        self.channels = None if channels is None else _as_channel_list(channels)
+
+    def validate(self, layer, shape):
+        if self.channels is not None:
+            _check_channels(self.channels, layer, shape)
+
+    def __call__(self, base, source):
+        transformed = np.asarray(self.function(np.asarray(base)))
+        if transformed.shape != np.shape(base):
+            raise ValueError(
+                f"Transform function changed the shape {np.shape(base)} to {transformed.shape}"
+            )
+        if self.channels is None:
+            return transformed.astype(np.asarray(base).dtype, copy=False)
+        out = np.array(base, copy=True)
+        out[..., self.channels] = transformed[..., self.channels]
+        return out
+
+
+class _Callable(Intervention):
+    needs_source = None  # reads the source pass when one is given
+
+    def __init__(self, function):
+        self.function = function
+
+    def __call__(self, base, source):
+        return self.function(base, source)
+
+
+# --------------------------------------------------------------------------- inputs
+def _as_input_list(values, graph, role):
+    arrays = list(values) if isinstance(values, (list, tuple)) else [values]
+    if len(arrays) != len(graph.inputs):
+        raise ValueError(
+            f"{role} must give {len(graph.inputs)} array(s), one per model input "
+            f"({[graph.specs[t].description for t in graph.inputs]}); got {len(arrays)}"
+        )
+    converted = []
+    for array, tid in zip(arrays, graph.inputs):
+        spec = graph.specs[tid]
+        array = np.asarray(array)
+        if array.dtype.kind == "f" and str(spec.dtype).startswith("float"):
+            array = array.astype(spec.dtype, copy=False)
+        expected = spec.shape[1:]
+        if array.ndim != len(spec.shape) or any(
+            e is not None and e != a for e, a in zip(expected, array.shape[1:])
+        ):
+            raise ValueError(
+                f"{role} array for {spec.description} has shape {array.shape}; the model "
+                f"expects (batch, {', '.join('?' if e is None else str(e) for e in expected)})"
+            )
+        converted.append(array)
+    batch = {len(a) for a in converted}
+    if len(batch) != 1:
+        raise ValueError(f"{role} arrays have different batch sizes: {[len(a) for a in converted]}")
+    return converted
+
+
+class _NoRetracingWarning(logging.Filter):
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+if keras.backend.backend() == "tensorflow":
+    # Each segment is its own Keras model with its own predict function; TensorFlow counts their
+    # first traces together and warns about "retracing", which is expected here.
+    logging.getLogger("tensorflow").addFilter(_NoRetracingWarning())
+
+
+def _run(model, inputs):
+    outputs = model.predict_on_batch(inputs[0] if len(inputs) == 1 else inputs)
+    if isinstance(outputs, (list, tuple)):
+        return [np.asarray(o) for o in outputs]
+    return [np.asarray(outputs)]
+
+
+def _levels(graph, groups):
+    """Order cut groups so that every group comes after the groups it depends on."""
+    levels = [0] * len(groups)
+    for _ in range(len(groups)):
+        changed = False
+        for i, tids in enumerate(groups):
+            for j, other in enumerate(groups):
+                if i != j and graph.depends_on(tids, other) and levels[i] <= levels[j]:
+                    levels[i] = levels[j] + 1
+                    changed = True
+        if not changed:
+            break
+    return levels
+
+
+def intervene(model, interventions, base, source=None, batch_size=256):
+    """Run ``model`` on ``base`` with the values of some layers replaced; return numpy outputs.
+
+    Example::
+
+        out = tfcf.intervene(g, {"g_h2_relu": tfcf.SwapChannels([1, 3])}, base=z1, source=z2)
+        out = tfcf.intervene(g, {"g_h2_relu": tfcf.SetChannels([1], 0.0)}, base=z1)
+
+    Args:
+        model: a Keras functional model (or built Sequential).
+        interventions: ``{layer_name: Intervention}`` or a list of ``(layer_name,
+            Intervention)`` pairs; a plain callable ``f(base_value, source_value)`` is accepted
+            as an intervention. Layer names as in :func:`split`.
+        base: the model inputs of the base pass (an array, or a list of arrays for a model with
+            several inputs).
+        source: the model inputs of the source pass, same structure and batch as ``base``;
+            required when any intervention reads the source.
+        batch_size: samples per forward call.
+
+    Returns:
+        The model's output for the intervened base pass: one numpy array, or a list for a model
+        with several outputs.
+    """
+    graph, cache = _plan(model)
+    pairs = list(interventions.items()) if isinstance(interventions, dict) else list(interventions)
+    if not pairs:
+        raise ValueError("no intervention given: pass {layer_name: Intervention}")
+    groups = []
+    for name, action in pairs:
+        if not isinstance(action, Intervention):
+            if not callable(action):
+                raise TypeError(f"intervention for {name!r} must be an Intervention or callable")
+            action = _Callable(action)
+        tids = graph.resolve(name)
+        for tid in tids:
+            action.validate(name, graph.specs[tid].shape)
+        groups.append((name, tids, action))
+    claimed = {}
+    for name, tids, _ in groups:
+        for tid in tids:
+            if tid in claimed:
+                raise ValueError(f"layers {claimed[tid]!r} and {name!r} name the same tensor")
+            claimed[tid] = name
+
+    levels = _levels(graph, [tids for _, tids, _ in groups])
+    order = sorted(set(levels))
+    boundaries = [[tid for (_, tids, _), lvl in zip(groups, levels) if lvl == level for tid in tids]
+                  for level in order]
+    key = ("intervene", tuple(tuple(b) for b in boundaries))
+    if key not in cache:
+        segments = graph.segments(boundaries)
+        cache[key] = (segments, [list(s) for s in graph.last_states])
+    segments, states = cache[key]
+    actions = {tid: action for _, tids, action in groups for tid in tids}
+
+    base_inputs = _as_input_list(base, graph, "base")
+    needs_source = any(action.needs_source for action in actions.values())
+    reads_source = any(action.needs_source is not False for action in actions.values())
+    if needs_source and source is None:
+        raise ValueError("these interventions read the source pass: pass `source=` inputs")
+    source_inputs = None
+    if source is not None:
+        source_inputs = _as_input_list(source, graph, "source")
+        if len(source_inputs[0]) != len(base_inputs[0]):
+            raise ValueError(
+                f"base and source batch sizes differ: {len(base_inputs[0])} vs "
+                f"{len(source_inputs[0])}"
+            )
+        if not reads_source:
+            source_inputs = None
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+
+    total = len(base_inputs[0])
+    chunks = []
+    for start in range(0, total, batch_size):
+        stop = min(start + batch_size, total)
+        base_state = [a[start:stop] for a in base_inputs]
+        source_state = None if source_inputs is None else [a[start:stop] for a in source_inputs]
+        for k, segment in enumerate(segments[:-1]):
+            if source_state is not None:
+                both = _run(segment, [np.concatenate([b, s]) for b, s in zip(base_state, source_state)])
+                size = stop - start
+                base_state = [v[:size] for v in both]
+                source_state = [v[size:] for v in both]
+            else:
+                base_state = _run(segment, base_state)
+            for position, tid in enumerate(boundaries[k]):
+                source_value = None if source_state is None else source_state[position]
+                new = np.asarray(actions[tid](base_state[position], source_value))
+                if new.shape != base_state[position].shape:
+                    raise ValueError(
+                        f"the intervention on {graph.specs[tid].description} returned shape "
+                        f"{new.shape}; expected {base_state[position].shape}"
+                    )
+                base_state[position] = new.astype(base_state[position].dtype, copy=False)
+        chunks.append(_run(segments[-1], base_state))
+    outputs = [np.concatenate([chunk[i] for chunk in chunks]) for i in range(len(chunks[0]))]
+    return outputs[0] if len(outputs) == 1 else outputs
+
+
+def hybrid(model, at, channels, base, source, batch_size=256):
+    """Hybrid outputs: ``channels`` of layer ``at`` from the source pass, the rest from base.
+
+    Example::
+
+        hybrids = tfcf.hybrid(generator, "g_h2_relu", [0, 5, 9], base=z1, source=z2)
+        two_layers = tfcf.hybrid(began, ["conv4_a", "conv4_b"], [[1, 2], [7]], z1, z2)
+
+    ``at`` is one layer name with a channel list, or a list of layers with one channel list
+    each (a module spanning successive layers; see the module docstring for the semantics).
+    ``base``/``source`` are arrays (lists of arrays for models with several inputs) of equal
+    batch. Returns numpy outputs of the model.
+    """
+    if isinstance(at, str):
+        plan = {at: SwapChannels(channels)}
+    else:
+        names = list(at)
+        lists = list(channels)
+        if len(lists) != len(names) or not all(
+            isinstance(c, (list, tuple, np.ndarray, range)) for c in lists
+        ):
+            raise ValueError(
+                f"with several layers {names}, `channels` must hold one channel list per layer "
+                f"({len(names)} lists); got {channels!r}"
+            )
+        plan = [(name, SwapChannels(c)) for name, c in zip(names, lists)]
+    return intervene(model, plan, base=base, source=source, batch_size=batch_size)
