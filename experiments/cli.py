@@ -1,6 +1,36 @@
+"""The `tfcf` command: one click group gathering the experiment commands.
+
+    tfcf --help
+    tfcf demo --outdir outputs/demo
+"""
+
+import importlib
+
 import click
 
+# name -> "module:attribute". Modules import only click at import time (TensorFlow is imported
+# inside the commands), so `tfcf --help` stays fast.
+COMMANDS = {
+    "demo": "experiments.demo:demo",
+}
 
-@click.group()
+
+class _Group(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tfcf")
 def main():
-    """tfcf: counterfactual interventions inside deep generative models."""
+    """tfcf: counterfactual interventions inside deep generative models (Besserve et al.).
+
+    One command per paper figure or table; each writes PNG figures and JSON numbers to --outdir.
+    """

@@ -1,0 +1,57 @@
+"""The `tfcf` click group and the demo command, through click's CliRunner."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from experiments.cli import COMMANDS, main
+
+
+@pytest.fixture(scope="module")
+def generator_file(tmp_path_factory, tiny_generator):
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    tiny_generator.save(path)
+    return path
+
+
+def test_help_lists_every_command():
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for name in COMMANDS:
+        assert name in result.output
+
+
+def test_demo_on_a_user_generator_file(generator_file, tmp_path, tiny_generator):
+    outdir = tmp_path / "demo"
+    args = ["demo", "--model", str(generator_file), "--layer", "block1", "--pairs", "2",
+            "--blocks", "2", "--outdir", str(outdir), "--seed", "3"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert (outdir / "hybrids.png").stat().st_size > 5000
+    results = json.loads((outdir / "results.json").read_text())
+    assert results["layer"] == "block1"
+    assert results["layer_shape"] == [4, 4, 8]
+    assert results["channel_blocks"] == [[0, 3], [4, 7]]
+    assert results["run"]["seed"] == 3
+    assert results["run"]["versions"]["numpy"] == np.__version__
+    # Swapping half of the channels changes the image, but less than swapping all of them.
+    changes = list(results["mean_abs_change_from_original_1"].values())
+    assert all(0 < change < 1 for change in changes)
+
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code != 0 and "--overwrite" in again.output
+    assert CliRunner().invoke(main, args + ["--overwrite"]).exit_code == 0
+
+
+def test_demo_bad_layer_names_the_valid_ones(generator_file, tmp_path):
+    result = CliRunner().invoke(main, ["demo", "--model", str(generator_file), "--layer", "nope",
+                                       "--outdir", str(tmp_path / "x")])
+    assert result.exit_code != 0
+    assert "unknown layer 'nope'" in result.output and "block2" in result.output
+
+
+def test_demo_unknown_model(tmp_path):
+    result = CliRunner().invoke(main, ["demo", "--model", "stylegan9", "--outdir", str(tmp_path)])
+    assert result.exit_code != 0 and "face_dcgan" in result.output
