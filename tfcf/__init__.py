@@ -5,6 +5,7 @@
     hybrids = tfcf.hybrid(generator, "g_h2_relu", [0, 5, 9], base=z1, source=z2)
 """
 
+from tfcf.influence import individual_influence, influence_maps
 from tfcf.intervene import (
     Intervention,
     SetChannels,
@@ -25,6 +26,8 @@ __all__ = [
     "SwapChannels",
     "Transform",
     "hybrid",
+    "individual_influence",
+    "influence_maps",
     "intervene",
     "split",
 ]

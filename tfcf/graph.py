@@ -314,6 +314,14 @@ class FlatGraph:
             name=name,
         )
 
+    def name_of(self, op):
+        """The name that selects exactly ``op``: ``name``, or ``name:k`` for a repeated layer."""
+        return op.name if len(self._by_name[op.name]) == 1 else f"{op.name}:{op.call_index}"
+
+    def consumers(self, tid):
+        """The ops that read tensor ``tid`` (graph order)."""
+        return [op for op in self.ops if tid in op.inputs]
+
     def depends_on(self, tids, sources):
         """True when any tensor of ``tids`` is computed from any tensor of ``sources``."""
         sources = set(sources)

@@ -1,0 +1,162 @@
+"""Golden-label tests of tfcf.influence_maps: eq. 2 and the variance statistic by hand."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tfcf
+from conftest import to_numpy
+from tfcf.influence import draw_pairs
+
+UPSTREAM = ["lin", "reshape", "bn1", "block1"]
+DOWNSTREAM = ["deconv2", "bn2", "block2", "deconv3", "image"]
+
+
+def by_hand(model, names, x):
+    for name in names:
+        x = model.get_layer(name)(x, training=False)
+    return to_numpy(x)
+
+
+def hand_maps(model, z, modules, num_pairs, seed, statistic="mean_abs", keep_color=False):
+    """Eq. 2 (or the per-pixel variance) computed with NumPy from hand-made hybrids at block1."""
+    base, source = draw_pairs(len(z), num_pairs, seed)
+    activations = by_hand(model, UPSTREAM, z)
+    originals = by_hand(model, DOWNSTREAM, activations)
+    maps = []
+    for module in modules:
+        hybrid = activations[base].copy()
+        hybrid[..., module] = activations[source][..., module]
+        outputs = by_hand(model, DOWNSTREAM, hybrid).astype("float64")
+        if statistic == "mean_abs":
+            value = np.abs(outputs - originals[base]).mean(axis=0)
+        else:
+            value = outputs.var(axis=0)
+        maps.append(value if keep_color else value.mean(axis=-1))
+    return np.stack(maps)
+
+
+@pytest.fixture
+def z(rng):
+    return rng.normal(size=(12, 8)).astype("float32")
+
+
+def test_draw_pairs_distinct_and_reproducible():
+    base, source = draw_pairs(5, 1000, seed=3)
+    assert np.all(base != source)
+    assert set(base) == set(range(5)) and set(source) == set(range(5))
+    again = draw_pairs(5, 1000, seed=3)
+    np.testing.assert_array_equal(again[0], base)
+    np.testing.assert_array_equal(again[1], source)
+
+
+@pytest.mark.parametrize("method", ["generic", "linear"])
+def test_elementary_maps_equal_eq2_by_hand(tiny_generator, z, method):
+    expected = hand_maps(tiny_generator, z, [[c] for c in range(8)], num_pairs=20, seed=1)
+    ours = tfcf.influence_maps(tiny_generator, "block1", z, num_pairs=20, seed=1,
+                               batch_size=48, method=method, progress=False)
+    assert ours.shape == (8, 16, 16)
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-6)
+    assert tfcf.influence.influence_maps.last_run["method"] == method
+
+
+@pytest.mark.parametrize("method", ["generic", "linear"])
+def test_variance_statistic_by_hand(tiny_generator, z, method):
+    expected = hand_maps(tiny_generator, z, [[c] for c in range(8)], num_pairs=15, seed=2,
+                         statistic="variance", keep_color=True)
+    ours = tfcf.influence_maps(tiny_generator, "block1", z, statistic="variance", num_pairs=15,
+                               seed=2, keep_color=True, batch_size=7, method=method,
+                               progress=False)
+    assert ours.shape == (8, 16, 16, 3)
+    np.testing.assert_allclose(ours, expected, rtol=1e-3, atol=1e-6)
+
+
+def test_module_maps_by_hand(tiny_generator, z):
+    modules = [[0, 3], [1, 2, 4, 5], [6, 7]]
+    expected = hand_maps(tiny_generator, z, modules, num_pairs=10, seed=0)
+    ours = tfcf.influence_maps(tiny_generator, "block1", z, channels=modules, num_pairs=10,
+                               progress=False)
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_multi_input_model_matches_hybrids(conditional_generator, rng):
+    z = [rng.normal(size=(9, 8)).astype("float32"), np.eye(5, dtype="float32")[rng.integers(0, 5, 9)]]
+    base, source = draw_pairs(9, 14, seed=4)
+    originals = to_numpy(conditional_generator([a[base] for a in z], training=False))
+    expected = []
+    for channel in range(6):
+        hybrid = tfcf.hybrid(conditional_generator, "block2", [channel],
+                             [a[base] for a in z], [a[source] for a in z])
+        expected.append(np.abs(hybrid - originals).mean(axis=(0, 3)))
+    ours = tfcf.influence_maps(conditional_generator, "block2", z, num_pairs=14, seed=4,
+                               progress=False)
+    np.testing.assert_allclose(ours, np.stack(expected), rtol=1e-4, atol=1e-6)
+
+
+def test_two_layer_modules_match_hybrids(tiny_generator, z):
+    base, source = draw_pairs(len(z), 10, seed=0)
+    modules = [[[0, 1], [2]], [[5], [0, 3, 4]]]
+    originals = to_numpy(tiny_generator(z[base], training=False))
+    expected = [
+        np.abs(tfcf.hybrid(tiny_generator, ["block1", "block2"], m, z[base], z[source])
+               - originals).mean(axis=(0, 3))
+        for m in modules
+    ]
+    ours = tfcf.influence_maps(tiny_generator, ["block1", "block2"], z, channels=modules,
+                               num_pairs=10, batch_size=4, progress=False)
+    np.testing.assert_allclose(ours, np.stack(expected), rtol=1e-4, atol=1e-6)
+
+
+def test_individual_influence_is_the_pixel_mean(tiny_generator, z):
+    maps = tfcf.influence_maps(tiny_generator, "block2", z, num_pairs=6, progress=False)
+    np.testing.assert_allclose(tfcf.individual_influence(maps), maps.mean(axis=(1, 2)), rtol=1e-6)
+    assert np.all(maps >= 0) and maps.max() > 0
+
+
+def test_bad_arguments(tiny_generator, z):
+    with pytest.raises(ValueError, match="unknown statistic 'var'.*mean_abs, variance"):
+        tfcf.influence_maps(tiny_generator, "block1", z, statistic="var")
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        tfcf.influence_maps(tiny_generator, "block1", z[:1])
+    with pytest.raises(ValueError, match="num_pairs must be >= 1"):
+        tfcf.influence_maps(tiny_generator, "block1", z, num_pairs=0)
+    with pytest.raises(ValueError, match="channel index 9 .* 8 channels"):
+        tfcf.influence_maps(tiny_generator, "block1", z, channels=[[1, 9]])
+    with pytest.raises(ValueError, match="unknown layer"):
+        tfcf.influence_maps(tiny_generator, "block9", z)
+    with pytest.raises(ValueError, match="method='linear'"):
+        tfcf.influence_maps(tiny_generator, "block1", z, channels=[[0]], method="linear")
+
+
+@pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
+                    reason="tf.distribute needs the TensorFlow backend")
+def test_two_logical_devices_give_the_same_maps():
+    script = textwrap.dedent("""
+        import numpy as np, tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+        import sys; sys.path.insert(0, "tests")
+        from conftest import _tiny_generator
+        import tfcf
+        g = _tiny_generator()
+        z = np.random.default_rng(0).normal(size=(12, 8)).astype("float32")
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        assert strategy.num_replicas_in_sync == 2
+        for method in ("generic", "linear"):
+            one = tfcf.influence_maps(g, "block1", z, num_pairs=20, method=method, progress=False)
+            two = tfcf.influence_maps(g, "block1", z, num_pairs=20, method=method,
+                                      strategy=strategy, progress=False)
+            np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-7)
+        print("SAME", float(np.abs(two - one).max()))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent.parent, timeout=300,
+                            env=dict(os.environ, KERAS_BACKEND="tensorflow"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "SAME" in result.stdout

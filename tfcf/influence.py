@@ -1,0 +1,447 @@
+"""Influence maps: what each channel (or module) of a layer does to the generated image.
+
+    z = np.random.default_rng(0).normal(size=(200, 100)).astype("float32")
+    maps = tfcf.influence_maps(generator, "main.8", z, num_pairs=200)   # [128, 64, 64]
+    strength = tfcf.individual_influence(maps)                         # [128]
+    module_maps = tfcf.influence_maps(generator, "main.8", z, channels=[[0, 4], [1, 2, 3]])
+
+Definitions (ICLR 2020 eq. 2; ICLR 2019 draft section 3). For a set E of channels of layer ``at``
+and a pair of latent samples (z1, z2), the hybrid output Y_E(z1, z2) is the generator's output
+when the channels in E take the values they have for z2 and every other channel keeps its value
+for z1 (:func:`tfcf.hybrid`). Over pairs drawn from ``z``:
+
+- ``statistic="mean_abs"``: IM(E) = mean over pairs of |Y_E(z1, z2) - Y(z1)| (eq. 2);
+- ``statistic="variance"``: the per-pixel variance (ddof 0) of Y_E(z1, z2) over pairs (2019 draft).
+
+Maps are averaged over colour channels unless ``keep_color=True``.
+
+How pairs are drawn: with N = len(z), pair p takes a base index b_p uniform in [0, N) and a source
+index s_p uniform over the N - 1 other indices, independently for each p, from
+``numpy.random.default_rng(seed)`` (first all base indices, then all source offsets). The same
+pairs serve every map, so maps are comparable.
+
+How it is computed. The head of the model (:func:`tfcf.split`) runs once per sample; the
+downstream part runs on batches of hybrids that mix many channels and pairs at once, and the
+statistics are accumulated in float64 as the batches stream by (memory does not grow with the
+number of pairs). When the layer after the cut is a linear layer (Dense, Conv2D or
+Conv2DTranspose without activation) read by nothing else, its output for a one-channel hybrid is
+its output for the base sample plus that channel's contribution of the difference
+``source - base``: the downstream work then starts after that layer, which is where most of a
+generator's FLOPs are. ``method="generic"`` turns this off.
+"""
+
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+
+from tfcf.graph import FlatGraph
+from tfcf.intervene import SwapChannels, _as_input_list, _plan, intervene, split
+
+__all__ = ["STATISTICS", "influence_maps", "individual_influence", "draw_pairs"]
+
+STATISTICS = ("mean_abs", "variance")
+_LINEAR = (keras.layers.Dense, keras.layers.Conv2D, keras.layers.Conv2DTranspose,
+           keras.layers.Conv1D, keras.layers.Conv1DTranspose)
+
+
+def draw_pairs(num_samples, num_pairs, seed=0):
+    """Base and source indices of ``num_pairs`` pairs of distinct samples among ``num_samples``.
+
+    Example::
+
+        base, source = draw_pairs(100, 500, seed=0)     # two int arrays of length 500
+    """
+    if num_samples < 2:
+        raise ValueError(f"influence maps need at least 2 samples in z, got {num_samples}")
+    if num_pairs < 1:
+        raise ValueError(f"num_pairs must be >= 1, got {num_pairs}")
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, num_samples, num_pairs)
+    offset = rng.integers(0, num_samples - 1, num_pairs)
+    source = offset + (offset >= base)
+    return base, source
+
+
+def individual_influence(maps):
+    """The scalar influence of each map: its mean over pixels (and colours).
+
+    Example::
+
+        strength = tfcf.individual_influence(maps)    # maps [C, H, W] -> [C]
+    """
+    maps = np.asarray(maps)
+    if maps.ndim < 2:
+        raise ValueError(f"maps must be [num_maps, H, W(, C)], got shape {maps.shape}")
+    return maps.reshape(len(maps), -1).mean(axis=1)
+
+
+def _compile(function):
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(function, jit_compile=False)
+    if backend == "jax":
+        import jax
+
+        return jax.jit(function)
+    return function
+
+
+def _modules(channels, num_channels, layer):
+    """Channel masks [num_maps, C] for elementary maps (None) or a list of channel sets."""
+    if channels is None:
+        return np.eye(num_channels, dtype="float32")
+    masks = np.zeros((len(channels), num_channels), dtype="float32")
+    for row, module in enumerate(channels):
+        indices = np.atleast_1d(np.asarray(module))
+        if indices.size and (not np.issubdtype(indices.dtype, np.integer) or indices.ndim != 1):
+            raise ValueError(f"each module must be a list of channel indices, got {module!r}")
+        bad = [int(c) for c in indices if not 0 <= c < num_channels]
+        if bad:
+            raise ValueError(
+                f"channel index {bad[0]} is out of range for layer {layer!r}, which has "
+                f"{num_channels} channels (valid: 0..{num_channels - 1})"
+            )
+        masks[row, indices.astype(int)] = 1.0
+    return masks
+
+
+class _Accumulator:
+    """Streaming float64 sums per map: |hybrid - original| or (hybrid, hybrid**2)."""
+
+    def __init__(self, statistic, num_maps, shape):
+        self.statistic = statistic
+        self.count = np.zeros(num_maps)
+        self.first = np.zeros((num_maps,) + shape)
+        self.second = np.zeros((num_maps,) + shape) if statistic == "variance" else None
+
+    def add(self, rows, partial, count):
+        self.count[rows] += count
+        self.first[rows] += np.asarray(partial[0], dtype="float64")
+        if self.second is not None:
+            self.second[rows] += np.asarray(partial[1], dtype="float64")
+
+    def result(self):
+        count = self.count.reshape((-1,) + (1,) * (self.first.ndim - 1))
+        mean = self.first / count
+        if self.statistic == "mean_abs":
+            return mean
+        return np.maximum(self.second / count - mean**2, 0.0)
+
+
+def _reduce(outputs, originals, statistic, num_masks):
+    """Sum over pairs inside the compiled step: [M*P, ...] -> [M, ...] partial statistics."""
+    ops = keras.ops
+    outputs = ops.reshape(outputs, (num_masks, -1) + tuple(outputs.shape[1:]))
+    if statistic == "mean_abs":
+        return (ops.sum(ops.abs(outputs - originals[None]), axis=1),)
+    return ops.sum(outputs, axis=1), ops.sum(ops.square(outputs), axis=1)
+
+
+def _tile(value, times):
+    return keras.ops.concatenate([value] * times, axis=0) if times > 1 else value
+
+
+class _GenericStep:
+    """Hybrids = base + mask * (source - base) at the cut, through the whole downstream part."""
+
+    def __init__(self, tail, statistic):
+        self.tail = tail
+        self.statistic = statistic
+        self.step = _compile(self._step)
+
+    def _step(self, base, source, carried, originals, masks):
+        ops = keras.ops
+        num_masks = masks.shape[0]
+        expand = (slice(None), None) + (None,) * (len(base.shape) - 1)
+        hybrids = base[None] + masks[expand] * (source - base)[None]
+        hybrids = ops.reshape(hybrids, (-1,) + tuple(base.shape[1:]))
+        inputs = [hybrids] + [_tile(c, num_masks) for c in carried]
+        outputs = self.tail(inputs if len(inputs) > 1 else inputs[0], training=False)
+        return _reduce(outputs, originals, self.statistic, num_masks)
+
+    def __call__(self, state_base, state_source, originals, masks):
+        return self.step(state_base[0], state_source[0], list(state_base[1:]), originals, masks)
+
+
+class _LinearStep:
+    """The first layer after the cut is linear: add each channel's contribution to its output."""
+
+    def __init__(self, layer, rest, statistic):
+        self.layer = layer
+        self.rest = rest
+        self.statistic = statistic
+        self.step = _compile(self._step)
+
+    def contribution(self, delta, kernel):
+        """The layer's output for input ``delta`` [P, ..., 1] through a one-channel ``kernel``."""
+        ops = keras.ops
+        layer = self.layer
+        if isinstance(layer, keras.layers.Dense):
+            return ops.matmul(delta, kernel)
+        if isinstance(layer, (keras.layers.Conv2DTranspose, keras.layers.Conv1DTranspose)):
+            return ops.conv_transpose(
+                delta, kernel, strides=layer.strides, padding=layer.padding,
+                output_padding=layer.output_padding, data_format=layer.data_format,
+                dilation_rate=layer.dilation_rate,
+            )
+        return ops.conv(delta, kernel, strides=layer.strides, padding=layer.padding,
+                        data_format=layer.data_format, dilation_rate=layer.dilation_rate)
+
+    def _kernel_slice(self, kernel, channel):
+        ops = keras.ops
+        if isinstance(self.layer, (keras.layers.Conv2DTranspose, keras.layers.Conv1DTranspose)):
+            picked = ops.take(kernel, channel, axis=-1)          # (..., out) for input channel
+            return ops.expand_dims(picked, -1)                   # (..., out, 1)
+        picked = ops.take(kernel, channel, axis=-2)              # (..., out)
+        return ops.expand_dims(picked, -2)                       # (..., 1, out)
+
+    def _step(self, base, source, pre_base, carried, originals, channels):
+        ops = keras.ops
+        kernel = self.layer.kernel
+        delta = source - base
+        num_masks = channels.shape[0]
+        parts = []
+        for m in range(num_masks):
+            channel = channels[m]
+            one = ops.expand_dims(ops.take(delta, channel, axis=-1), -1)
+            parts.append(pre_base + self.contribution(one, self._kernel_slice(kernel, channel)))
+        pre = ops.concatenate(parts, axis=0)
+        inputs = [pre] + [_tile(c, num_masks) for c in carried]
+        outputs = self.rest(inputs if len(inputs) > 1 else inputs[0], training=False)
+        return _reduce(outputs, originals, self.statistic, num_masks)
+
+
+def _linear_successor(model, at):
+    """The name and layer of the linear layer that alone reads the cut tensor, or None."""
+    graph, _ = _plan(model)
+    tids = graph.resolve(at)
+    if len(tids) != 1:
+        return None
+    readers = graph.consumers(tids[0])
+    if len(readers) != 1 or readers[0].inputs != tids:
+        return None
+    layer = readers[0].operation
+    if not isinstance(layer, _LINEAR) or getattr(layer, "data_format", None) == "channels_first":
+        return None
+    if getattr(layer.activation, "__name__", None) != "linear":
+        return None
+    return graph.name_of(readers[0]), layer
+
+
+def _batches(total, size):
+    for start in range(0, total, size):
+        yield start, min(start + size, total)
+
+
+def _run_head(head, inputs, batch_size):
+    pieces = []
+    total = len(inputs[0])
+    for start, stop in _batches(total, batch_size):
+        chunk = [a[start:stop] for a in inputs]
+        out = head.predict_on_batch(chunk[0] if len(chunk) == 1 else chunk)
+        out = out if isinstance(out, (list, tuple)) else [out]
+        pieces.append([np.asarray(o) for o in out])
+    return [np.concatenate([p[i] for p in pieces]) for i in range(len(pieces[0]))]
+
+
+def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=None, seed=0,
+                   batch_size=256, keep_color=False, method="auto", strategy=None,
+                   progress=True):
+    """Influence maps of the channels (or modules) of layer ``at``: ``[num_maps, H, W]``.
+
+    Example::
+
+        maps = tfcf.influence_maps(generator, "main.8", z)                 # one per channel
+        maps = tfcf.influence_maps(generator, "main.8", z, channels=[[0, 1], [2, 5, 7]])
+        maps = tfcf.influence_maps(began, ["conv4_a_elu", "conv4_b_elu"], z,
+                                   channels=[[[0, 1], [3]], [[2], [4, 5]]])  # two-layer modules
+
+    Args:
+        model: a Keras functional generator with image outputs ``[B, H, W, colours]``.
+        at: the layer name; or a list of layers, then ``channels`` is required and each module
+            is a list of channel lists, one per layer (see :func:`tfcf.hybrid`).
+        z: the model inputs the pairs are drawn from (latent samples, or encoder means of real
+            images for a VAE); a list of arrays for a model with several inputs.
+        channels: None for one elementary map per channel (E = {c}); else a list of modules.
+        statistic: "mean_abs" (ICLR 2020 eq. 2) or "variance" (2019 draft).
+        num_pairs: pairs (z1, z2) to average over; default ``len(z)``. See the module
+            docstring for how they are drawn from ``seed``.
+        batch_size: hybrids per downstream call.
+        keep_color: return ``[num_maps, H, W, colours]`` instead of averaging colours.
+        method: "auto" (linear shortcut when possible), "generic" or "linear".
+        strategy: a ``tf.distribute.Strategy``; each batch of pairs is split across its
+            replicas and the partial sums are added (TensorFlow backend).
+        progress: show a progress bar (maps done, hybrids per second).
+    """
+    if statistic not in STATISTICS:
+        raise ValueError(f"unknown statistic {statistic!r}; valid: {', '.join(STATISTICS)}")
+    if method not in ("auto", "generic", "linear"):
+        raise ValueError(f"unknown method {method!r}; valid: auto, generic, linear")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    graph, _ = _plan(model)
+    inputs = _as_input_list(z, graph, "z")
+    num_samples = len(inputs[0])
+    num_pairs = num_samples if num_pairs is None else int(num_pairs)
+    base_index, source_index = draw_pairs(num_samples, num_pairs, seed)
+    output_spec = graph.specs[graph.outputs[0]]
+    if len(graph.outputs) != 1 or len(output_spec.shape) != 4:
+        raise ValueError(
+            f"influence maps need a model with one image output [B, H, W, colours]; "
+            f"{model.name!r} has outputs {[graph.specs[t].shape for t in graph.outputs]}"
+        )
+    if not isinstance(at, str):
+        return _multi_layer_maps(model, list(at), channels, inputs, base_index, source_index,
+                                 statistic, batch_size, keep_color, progress)
+
+    head, tail = split(model, at)
+    started = time.time()
+    states = _run_head(head, inputs, batch_size)
+    num_channels = int(states[0].shape[-1])
+    masks = _modules(channels, num_channels, at)
+    originals = _run_head(model, inputs, batch_size)[0]
+    elementary = channels is None
+    successor = _linear_successor(model, at) if method != "generic" and elementary else None
+    if method == "linear" and successor is None:
+        raise ValueError(
+            f"method='linear' needs elementary maps and a layer after {at!r} that is a linear "
+            "Dense/Conv layer without activation read by nothing else; use method='auto'"
+        )
+
+    num_maps = len(masks)
+    pairs_per_step = min(num_pairs, batch_size)
+    masks_per_step = max(1, min(num_maps, batch_size // pairs_per_step))
+    accumulator = _Accumulator(statistic, num_maps, tuple(output_spec.shape[1:]))
+
+    if successor is not None:
+        successor_name, layer = successor
+        rest_head, rest = split(model, successor_name)
+        rest_states = _run_head(rest_head, inputs, batch_size)
+        engine = _LinearStep(layer, rest, statistic)
+    else:
+        engine = _GenericStep(tail, statistic)
+
+    replicas = _Replicas(strategy)
+    bar = _progress(progress, num_maps * num_pairs, num_maps)
+    try:
+        for first, last in _batches(num_maps, masks_per_step):
+            rows = np.arange(first, last)
+            padded = np.concatenate([rows, np.full(masks_per_step - len(rows), rows[-1])])
+            for start, stop in _batches(num_pairs, pairs_per_step):
+                b, s = base_index[start:stop], source_index[start:stop]
+                if successor is not None:
+                    arguments = (states[0][b], states[0][s], rest_states[0][b],
+                                 [c[b] for c in rest_states[1:]], originals[b],
+                                 padded.astype("int32"))
+                    partial = replicas.run(engine.step, arguments, split_args=(0, 1, 2, 3, 4))
+                else:
+                    arguments = (states[0][b], states[0][s], [c[b] for c in states[1:]],
+                                 originals[b], masks[padded])
+                    partial = replicas.run(engine.step, arguments, split_args=(0, 1, 2, 3))
+                partial = [np.asarray(keras.ops.convert_to_numpy(p))[: len(rows)] for p in partial]
+                accumulator.add(rows, partial, stop - start)
+                if bar is not None:
+                    bar.update(len(rows) * (stop - start))
+            if bar is not None:
+                bar.set_postfix_str(f"maps {last}/{num_maps}")
+    finally:
+        if bar is not None:
+            bar.close()
+    maps = accumulator.result().astype("float32")
+    influence_maps.last_run = {
+        "method": "linear" if successor is not None else "generic",
+        "seconds": time.time() - started,
+        "hybrids": num_maps * num_pairs,
+    }
+    return maps if keep_color else maps.mean(axis=-1)
+
+
+def _multi_layer_maps(model, layers, channels, inputs, base_index, source_index, statistic,
+                      batch_size, keep_color, progress):
+    """Modules spanning several layers: each map through tfcf.intervene, pairs streamed."""
+    if channels is None:
+        raise ValueError(
+            f"with several layers {layers}, pass `channels`: a list of modules, each a list of "
+            f"{len(layers)} channel lists (one per layer)"
+        )
+    for module in channels:
+        if len(module) != len(layers):
+            raise ValueError(
+                f"module {module!r} must hold {len(layers)} channel lists, one per layer {layers}"
+            )
+    originals = _run_head(model, inputs, batch_size)[0]
+    accumulator = _Accumulator(statistic, len(channels), originals.shape[1:])
+    bar = _progress(progress, len(channels) * len(base_index), len(channels))
+    try:
+        for row, module in enumerate(channels):
+            plan = [(layer, SwapChannels(c)) for layer, c in zip(layers, module)]
+            for start, stop in _batches(len(base_index), batch_size):
+                b, s = base_index[start:stop], source_index[start:stop]
+                out = intervene(model, plan, [a[b] for a in inputs], [a[s] for a in inputs],
+                                batch_size=batch_size)
+                if statistic == "mean_abs":
+                    partial = (np.abs(out - originals[b]).sum(axis=0)[None],)
+                else:
+                    out = out.astype("float64")
+                    partial = (out.sum(axis=0)[None], np.square(out).sum(axis=0)[None])
+                accumulator.add([row], partial, stop - start)
+                if bar is not None:
+                    bar.update(stop - start)
+            if bar is not None:
+                bar.set_postfix_str(f"maps {row + 1}/{len(channels)}")
+    finally:
+        if bar is not None:
+            bar.close()
+    maps = accumulator.result().astype("float32")
+    return maps if keep_color else maps.mean(axis=-1)
+
+
+class _Replicas:
+    """Run a compiled step on one device, or split its pair axis over a tf.distribute strategy."""
+
+    def __init__(self, strategy):
+        self.strategy = strategy
+        if strategy is not None and keras.backend.backend() != "tensorflow":
+            raise ValueError(
+                "a tf.distribute strategy needs KERAS_BACKEND=tensorflow; under JAX set a "
+                "keras.distribution.DataParallel distribution instead"
+            )
+
+    def run(self, step, arguments, split_args):
+        if self.strategy is None:
+            return step(*arguments)
+        import tensorflow as tf
+
+        strategy = self.strategy
+        count = strategy.num_replicas_in_sync
+        num_pairs = len(arguments[0])
+        bounds = np.linspace(0, num_pairs, count + 1).astype(int)
+
+        def piece(value, replica):
+            lo, hi = bounds[replica], bounds[replica + 1]
+            if isinstance(value, list):
+                return [v[lo:hi] for v in value]
+            return value[lo:hi]
+
+        def value_fn(context):
+            replica = context.replica_id_in_sync_group
+            return tuple(piece(a, replica) if i in split_args else a
+                         for i, a in enumerate(arguments))
+
+        distributed = strategy.experimental_distribute_values_from_function(value_fn)
+        result = strategy.run(lambda args: step(*args), args=(distributed,))
+        return [strategy.reduce(tf.distribute.ReduceOp.SUM, r, axis=None) for r in result]
+
+
+def _progress(enabled, total, num_maps):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="hybrid", unit_scale=True, desc=f"influence maps ({num_maps})",
+                leave=False, smoothing=0.1)

@@ -1,0 +1,131 @@
+"""Benchmarks that print ratios against a baseline measured in the same run.
+
+    python tools/bench.py influence                 # face DCGAN, main.8, all channels
+    python tools/bench.py influence --pairs 32 --layer main.5
+
+`influence`: elementary influence maps of every channel of a layer, computed (a) by the baseline a
+user would write with the core alone -- for each channel, `tfcf.hybrid` on all pairs (the whole
+generator runs on base and source every time) and eq. 2 in NumPy -- and (b) by
+`tfcf.influence_maps`. Prints the max difference between the two sets of maps, hybrids per
+second, and the fraction of the downstream FLOP bound reached (the multiply-adds of the layers
+after the cut for one hybrid, at the float32 matmul rate this machine reaches in the same run).
+The last line reads `influence: <ratio>x vs per-channel hybrid`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def matmul_gflops(size=1024, repeats=10):
+    """Float32 matmul rate of this machine through the Keras backend, in GFLOP/s."""
+    import keras
+    import numpy as np
+
+    a = keras.ops.convert_to_tensor(np.random.default_rng(0).normal(size=(size, size)).astype("float32"))
+    keras.ops.convert_to_numpy(keras.ops.matmul(a, a))
+    start = time.perf_counter()
+    for _ in range(repeats):
+        result = keras.ops.matmul(a, a)
+    keras.ops.convert_to_numpy(result)
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def downstream_macs(model, at):
+    """Multiply-adds per sample of the Dense/Conv layers downstream of the cut at ``at``."""
+    import keras
+
+    import tfcf
+
+    _, tail = tfcf.split(model, at)
+    total = 0
+    for layer in tail.layers:
+        if isinstance(layer, keras.layers.Dense):
+            total += int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
+        elif isinstance(layer, keras.layers.Conv2DTranspose):
+            _, h, w, c = layer.input.shape
+            kh, kw, out, _ = layer.kernel.shape
+            total += h * w * kh * kw * c * out
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, h, w, out = layer.output.shape
+            kh, kw, c, _ = layer.kernel.shape
+            total += h * w * kh * kw * c * out
+    return total
+
+
+def bench_influence(args):
+    import numpy as np
+
+    import tfcf
+    from models.registry import load_generator
+    from tfcf.influence import draw_pairs
+
+    spec = load_generator(args.model, layer=args.layer)
+    model, layer = spec.model, spec.layer
+    z = spec.sample_latent(args.samples, seed=0)
+    head, _ = tfcf.split(model, layer)
+    num_channels = int(head.outputs[0].shape[-1])
+    base, source = draw_pairs(len(z), args.pairs, seed=0)
+    hybrids = num_channels * args.pairs
+    print(f"model {spec.name}, layer {layer} ({num_channels} channels), {args.pairs} pairs, "
+          f"{hybrids} hybrids")
+
+    # Warm both paths up on a few channels so that tracing is not timed.
+    tfcf.hybrid(model, layer, [0], z[base], z[source], batch_size=args.batch_size)
+    tfcf.influence_maps(model, layer, z, channels=[[0]], num_pairs=args.pairs, progress=False,
+                        batch_size=args.batch_size)
+    tfcf.influence_maps(model, layer, z, num_pairs=args.pairs, progress=False,
+                        batch_size=args.batch_size)
+
+    start = time.perf_counter()
+    originals = np.asarray(model.predict_on_batch(z[base]))
+    baseline = np.empty((num_channels,) + originals.shape[1:3], dtype="float64")
+    for channel in range(num_channels):
+        out = tfcf.hybrid(model, layer, [channel], z[base], z[source], batch_size=args.batch_size)
+        baseline[channel] = np.abs(out - originals).mean(axis=(0, 3))
+    baseline_seconds = time.perf_counter() - start
+
+    start = time.perf_counter()
+    ours = tfcf.influence_maps(model, layer, z, num_pairs=args.pairs, progress=False,
+                               batch_size=args.batch_size)
+    ours_seconds = time.perf_counter() - start
+    method = tfcf.influence.influence_maps.last_run["method"]
+
+    gflops = matmul_gflops()
+    macs = downstream_macs(model, layer)
+    bound = gflops * 1e9 / (2 * macs)
+    rate, baseline_rate = hybrids / ours_seconds, hybrids / baseline_seconds
+    print(f"max |maps - baseline maps|: {np.abs(ours - baseline).max():.3g} "
+          f"(maps up to {baseline.max():.3g})")
+    print(f"baseline (per-channel tfcf.hybrid): {baseline_seconds:.2f} s, "
+          f"{baseline_rate:.0f} hybrids/s")
+    print(f"tfcf.influence_maps ({method}): {ours_seconds:.2f} s, {rate:.0f} hybrids/s")
+    print(f"downstream FLOP bound: {2 * macs / 1e6:.1f} MFLOP per hybrid at {gflops:.1f} GFLOP/s "
+          f"(float32 matmul, this run) = {bound:.0f} hybrids/s; reached {rate / bound:.1%} "
+          f"(baseline {baseline_rate / bound:.1%})")
+    print(f"influence: {baseline_seconds / ours_seconds:.2f}x vs per-channel hybrid")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    influence = commands.add_parser("influence", help="influence maps vs per-channel hybrids")
+    influence.add_argument("--model", default="face_dcgan")
+    influence.add_argument("--layer", default=None)
+    influence.add_argument("--pairs", type=int, default=64)
+    influence.add_argument("--samples", type=int, default=128)
+    influence.add_argument("--batch-size", type=int, default=256)
+    args = parser.parse_args(argv)
+    if args.command == "influence":
+        bench_influence(args)
+
+
+if __name__ == "__main__":
+    main()
