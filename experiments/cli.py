@@ -12,6 +12,15 @@ import click
 # inside the commands), so `tfcf --help` stays fast.
 COMMANDS = {
     "demo": "experiments.demo:demo",
+    "fig3b": "experiments.modules_figures:fig3b",
+    "fig4": "experiments.modules_figures:fig4",
+    "fig8": "experiments.modules_figures:fig8",
+    "fig9": "experiments.modules_figures:fig9",
+    "fig10": "experiments.modules_figures:fig10",
+    "fig11": "experiments.modules_figures:fig11",
+    "fig12": "experiments.modules_figures:fig12",
+    "draft-fig7": "experiments.modules_figures:draft_fig7",
+    "model1": "experiments.model1:model1",
 }
 
 

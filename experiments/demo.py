@@ -1,100 +1,145 @@
-"""`tfcf demo`: the main job. Hybrids of the pretrained face DCGAN at its intermediate layer.
+"""`tfcf demo`: the main job. The whole method on the pretrained face DCGAN's intermediate layer.
 
     tfcf demo --outdir outputs/demo
 """
 
-import time
-from pathlib import Path
-
 import click
+
+from experiments._common import cli_errors, load_spec, prepare, step
 
 
 @click.command()
 @click.option("--outdir", type=click.Path(file_okay=False), default="outputs/demo",
-              show_default=True, help="Folder for the figure and results.json.")
+              show_default=True, help="Folder for the figures and results.json.")
 @click.option("--model", "model_name", default="face_dcgan", show_default=True,
-              help="Generator: a registry name (face_dcgan) or a Keras .keras file.")
+              help="Generator: face_dcgan, dcgan:/vae:/began:<preset> (with --weights), or a "
+                   "Keras .keras file.")
+@click.option("--weights", type=click.Path(dir_okay=False), default=None,
+              help="Checkpoint for dcgan:/vae:/began: models.")
 @click.option("--layer", default=None,
               help="Layer to intervene on.  [default: the generator's intermediate layer]")
-@click.option("--pairs", type=click.IntRange(1, 64), default=6, show_default=True,
-              help="Pairs (Original 1, Original 2) shown, one per row.")
+@click.option("--examples", type=click.IntRange(1, 64), default=6, show_default=True,
+              help="Pairs (Original 1, Original 2) shown in the hybrid figures.")
 @click.option("--blocks", type=click.IntRange(1, 16), default=3, show_default=True,
-              help="Contiguous channel blocks; one hybrid column per block.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latent samples.")
+              help="Contiguous channel blocks of the first hybrid figure.")
+@click.option("--samples", type=click.IntRange(2), default=128, show_default=True,
+              help="Latent samples the influence-map pairs are drawn from.")
+@click.option("--pairs", type=click.IntRange(1), default=128, show_default=True,
+              help="Pairs (z1, z2) per influence map.")
+@click.option("--k", type=click.IntRange(1), default=3, show_default=True,
+              help="Number of modules (NMF rank).")
+@click.option("--repeats", type=click.IntRange(1), default=20, show_default=True,
+              help="Repeats of the stability analysis per number of clusters.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every draw.")
 @click.option("--overwrite", is_flag=True, help="Replace results already in --outdir.")
 @click.pass_context
-def demo(ctx, outdir, model_name, layer, pairs, blocks, seed, overwrite):
-    """Hybrids: channel blocks of an intermediate layer taken from Original 2.
+@cli_errors
+def demo(ctx, outdir, model_name, weights, layer, examples, blocks, samples, pairs, k, repeats,
+         seed, overwrite):
+    """The method end to end: hybrids, influence maps, modules, stability, causal effects.
 
-    Each row holds Original 1 (base sample), Original 2 (source sample) and, per channel block,
-    the hybrid whose block of channels takes its values from Original 2 while every other
-    channel keeps the value it had for Original 1 (ICLR 2020, section 3.2, Fig. 3a).
+    On the pretrained 64x64 face DCGAN (no data, no network needed), at its intermediate layer:
+    hybrids of channel blocks (Fig. 3a), elementary influence maps of every channel (eq. 2,
+    Fig. 3b), NMF modules (k=3: templates and example maps), module hybrids, cluster stability
+    for k = 2..6 with NMF and k-means (Fig. 9) and the magnitude of causal effects (Fig. 8).
 
     \b
     Examples:
       tfcf demo                                    # pretrained face DCGAN, outputs/demo
-      tfcf demo --outdir out --blocks 4 --seed 1
+      tfcf demo --outdir out --k 4 --seed 1
       tfcf demo --model gen.keras --layer block2 --overwrite
     """
-    started = time.time()
-    outdir = Path(outdir)
-    results = outdir / "results.json"
-    if results.exists() and not overwrite:
-        ctx.fail(f"{results} exists: choose another --outdir or pass --overwrite")
-
+    outdir, started = prepare(ctx, outdir, overwrite)
     import numpy as np
-    from tqdm import tqdm
 
     import tfcf
-    from models.registry import load_generator
+    from experiments.modules_figures import _module_hybrids, _save_hybrids, cluster_live
+    from tfcf.effects import causal_effect_magnitude
     from tfcf.io import run_metadata, save_figure, save_json
-    from tfcf.plots import image_grid
+    from tfcf.plots import (
+        cluster_figure,
+        image_grid,
+        influence_maps_figure,
+        magnitude_figure,
+        stability_figure,
+    )
 
-    click.echo(f"[1/3] loading generator {model_name!r}", err=True)
-    try:
-        spec = load_generator(model_name, layer=layer)
-        head, _ = tfcf.split(spec.model, spec.layer)
-    except (ValueError, FileNotFoundError, ImportError) as error:
-        ctx.fail(str(error))
+    step(f"[1/6] loading generator {model_name!r}")
+    spec = load_spec(ctx, model_name, weights, layer)
+    head, _ = tfcf.split(spec.model, spec.layer)
     layer_shape = [int(d) for d in head.outputs[0].shape[1:]]
     num_channels = layer_shape[-1]
     if blocks > num_channels:
         ctx.fail(f"--blocks {blocks} exceeds the {num_channels} channels of layer {spec.layer!r}")
-    channel_blocks = [block.tolist() for block in np.array_split(np.arange(num_channels), blocks)]
+    z = spec.sample_latent(max(samples, 2 * examples), seed=seed)
 
-    z = spec.sample_latent(2 * pairs, seed=seed)
-    z_base, z_source = z[:pairs], z[pairs:]
-    click.echo(f"[2/3] hybrids at layer {spec.layer!r} ({num_channels} channels, "
-               f"{blocks} blocks, {pairs} pairs)", err=True)
-    originals_base = np.asarray(spec.model.predict_on_batch(z_base))
-    originals_source = np.asarray(spec.model.predict_on_batch(z_source))
-    columns = [originals_base, originals_source]
-    changes = []
-    for block in tqdm(channel_blocks, desc="hybrid blocks", unit="block", leave=True):
-        hybrids = tfcf.hybrid(spec.model, spec.layer, block, base=z_base, source=z_source)
-        columns.append(hybrids)
-        changes.append(float(np.abs(hybrids - originals_base).mean()))
+    step(f"[2/6] hybrids of {blocks} channel blocks of {spec.layer} {layer_shape}")
+    channel_blocks = [b.tolist() for b in np.array_split(np.arange(num_channels), blocks)]
+    block_images = _module_hybrids(spec, spec.layer, channel_blocks, z, examples, seed)
+    titles = ["Original 1", "Original 2"] + [f"Hybrid: ch {b[0]}-{b[-1]}" for b in channel_blocks]
+    save_figure(image_grid(
+        np.swapaxes(block_images, 0, 1), column_titles=titles,
+        row_titles=[f"pair {i + 1}" for i in range(examples)],
+        title=f"{spec.name}: channel blocks of {spec.layer} taken from Original 2",
+        value_range=spec.value_range, column_groups=list(range(len(titles))),
+    ), outdir / "hybrids.png")
+    block_change = [float(np.abs(h - block_images[0]).mean()) for h in block_images[2:]]
 
-    click.echo("[3/3] writing figure and results", err=True)
-    titles = ["Original 1", "Original 2"] + [
-        f"Hybrid: ch {block[0]}-{block[-1]}" for block in channel_blocks
-    ]
-    figure = image_grid(
-        np.stack(columns, axis=1), column_titles=titles,
-        row_titles=[f"pair {i + 1}" for i in range(pairs)],
-        title=f"{spec.name}: channels of {spec.layer} from Original 2 (seed {seed})",
-        value_range=spec.value_range, column_groups=[0, 1] + [2 + i for i in range(blocks)],
-    )
-    figure_path = save_figure(figure, outdir / "hybrids.png")
+    step(f"[3/6] elementary influence maps of {num_channels} channels, {pairs} pairs")
+    maps = tfcf.influence_maps(spec.model, spec.layer, z[:samples], num_pairs=pairs, seed=seed)
+    influence = tfcf.individual_influence(maps)
+    strongest = np.argsort(-influence)[:16]
+    save_figure(influence_maps_figure(maps, channels=strongest.tolist(),
+                                      title=f"Elementary influence maps of {spec.layer} "
+                                            "(16 most influential channels)"),
+                outdir / "influence_maps.png")
+
+    step(f"[4/6] NMF modules (k={k}) and module hybrids")
+    clustering, live, modules = cluster_live(maps, k, seed)
+    save_figure(cluster_figure(maps[live], clustering, channels=live,
+                               title=f"{k} modules of {spec.layer}: NMF templates and example "
+                                     "maps"), outdir / "clusters.png")
+    module_images = _module_hybrids(spec, spec.layer, modules, z, examples, seed)
+    _save_hybrids(module_images, outdir, f"Module hybrids: each module of {spec.layer} from "
+                                         "Original 2", spec, k, [len(m) for m in modules],
+                  filename="module_hybrids.png")
+
+    # Each stability run clusters two thirds of the maps: k must stay below that count.
+    ks = [value for value in range(2, 7) if value <= (2 * len(live)) // 3]
+    step(f"[5/6] stability for k = {ks}, {repeats} repeats, NMF and k-means")
+    stability = [tfcf.stability(maps[live], ks=ks, method=method, repeats=repeats, seed=seed)
+                 for method in ("nmf", "kmeans")]
+    save_figure(stability_figure(stability, title=f"Cluster stability of {spec.layer}"),
+                outdir / "stability.png")
+
+    step("[6/6] magnitude of causal effects")
+    effects = causal_effect_magnitude(spec.model, spec.layer, z[:samples], maps[live],
+                                      ks=[1] + ks, num_pairs=pairs, seed=seed, channels=live)
+    save_figure(magnitude_figure(effects["ks"], effects["mean_influence"],
+                                 effects["module_sizes"], effects["module_influences"],
+                                 title="Magnitude of causal effects"), outdir / "magnitude.png")
+
+    np.save(outdir / "influence_maps.npy", maps)
+    results = outdir / "results.json"
     save_json(results, {
         "command": "tfcf demo",
         "generator": spec.description or spec.name,
         "layer": spec.layer,
         "layer_shape": layer_shape,
-        "channel_blocks": [[block[0], block[-1]] for block in channel_blocks],
-        "mean_abs_change_from_original_1": dict(zip(titles[2:], changes)),
-        "figure": figure_path.name,
-        "run": run_metadata(seed, {"model": model_name, "layer": spec.layer, "pairs": pairs,
-                                   "blocks": blocks}, started=started),
+        "channel_blocks": [[b[0], b[-1]] for b in channel_blocks],
+        "mean_abs_change_from_original_1": dict(zip(titles[2:], block_change)),
+        "individual_influence": influence.tolist(),
+        "clustering": clustering.to_dict(),
+        "modules": modules,
+        "dead_channels": sorted(set(range(num_channels)) - set(live.tolist())),
+        "module_sizes": [len(m) for m in modules],
+        "stability": {"nmf": stability[0].to_dict(), "kmeans": stability[1].to_dict()},
+        "causal_effects": effects,
+        "files": ["hybrids.png", "influence_maps.png", "clusters.png", "module_hybrids.png",
+                  "stability.png", "magnitude.png", "influence_maps.npy"],
+        "run": run_metadata(seed, {"model": model_name, "weights": weights, "layer": spec.layer,
+                                   "examples": examples, "blocks": blocks, "samples": samples,
+                                   "pairs": pairs, "k": k, "repeats": repeats},
+                            started=started),
     })
-    click.echo(f"wrote {figure_path} and {results} in {time.time() - started:.1f} s", err=True)
+    step(f"wrote {outdir}: figures and {results.name}")

@@ -25,12 +25,15 @@ def test_help_lists_every_command():
 
 def test_demo_on_a_user_generator_file(generator_file, tmp_path, tiny_generator):
     outdir = tmp_path / "demo"
-    args = ["demo", "--model", str(generator_file), "--layer", "block1", "--pairs", "2",
-            "--blocks", "2", "--outdir", str(outdir), "--seed", "3"]
+    args = ["demo", "--model", str(generator_file), "--layer", "block1", "--examples", "2",
+            "--blocks", "2", "--samples", "12", "--pairs", "12", "--k", "2", "--repeats", "2",
+            "--outdir", str(outdir), "--seed", "3"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert (outdir / "hybrids.png").stat().st_size > 5000
     results = json.loads((outdir / "results.json").read_text())
+    assert len(results["files"]) == 7
+    for name in results["files"]:
+        assert (outdir / name).stat().st_size > 1000, name
     assert results["layer"] == "block1"
     assert results["layer_shape"] == [4, 4, 8]
     assert results["channel_blocks"] == [[0, 3], [4, 7]]
@@ -39,6 +42,9 @@ def test_demo_on_a_user_generator_file(generator_file, tmp_path, tiny_generator)
     # Swapping half of the channels changes the image, but less than swapping all of them.
     changes = list(results["mean_abs_change_from_original_1"].values())
     assert all(0 < change < 1 for change in changes)
+    assert sorted(sum(results["modules"], []) + results["dead_channels"]) == list(range(8))
+    assert results["stability"]["nmf"]["ks"] == [2, 3, 4, 5]
+    assert results["causal_effects"]["ks"] == [1, 2, 3, 4, 5]
 
     again = CliRunner().invoke(main, args)
     assert again.exit_code != 0 and "--overwrite" in again.output

@@ -6,6 +6,7 @@
 """
 
 from tfcf.influence import individual_influence, influence_maps
+from tfcf.modules import Clustering, Stability, cluster, stability
 from tfcf.intervene import (
     Intervention,
     SetChannels,
@@ -20,6 +21,10 @@ from tfcf.intervene import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Clustering",
+    "Stability",
+    "cluster",
+    "stability",
     "Intervention",
     "SetChannels",
     "Split",

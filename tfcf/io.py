@@ -41,6 +41,9 @@ def atomic_write(path, mode="wb"):
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates 0600; results are for people
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

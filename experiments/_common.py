@@ -1,0 +1,91 @@
+"""Options and steps shared by the experiment commands (kept out of the commands themselves)."""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+
+import click
+
+
+def outdir_options(default):
+    """--outdir (with a per-command default), --seed and --overwrite."""
+
+    def decorate(function):
+        function = click.option("--overwrite", is_flag=True,
+                                help="Replace results already in --outdir.")(function)
+        function = click.option("--seed", type=int, default=0, show_default=True,
+                                help="Seed of latent samples, pairs and clustering.")(function)
+        function = click.option("--outdir", type=click.Path(file_okay=False), default=default,
+                                show_default=True, help="Folder for figures and JSON.")(function)
+        return function
+
+    return decorate
+
+
+def model_options(function):
+    """--model, --weights, --layer."""
+    function = click.option("--layer", default=None,
+                            help="Layer to intervene on.  [default: the model's intermediate "
+                                 "layer]")(function)
+    function = click.option("--weights", type=click.Path(dir_okay=False), default=None,
+                            help="Checkpoint for dcgan:/vae:/began: models (.weights.h5 or "
+                                 "tensorlayer .npz).")(function)
+    function = click.option("--model", "model_name", default="face_dcgan", show_default=True,
+                            help="face_dcgan, dcgan:<preset>, vae:<preset>, began:<preset>, or a "
+                                 ".keras file.")(function)
+    return function
+
+
+def sampling_options(samples=256, pairs=256):
+    def decorate(function):
+        function = click.option("--pairs", type=click.IntRange(1), default=pairs,
+                                show_default=True,
+                                help="Pairs (z1, z2) per influence map.")(function)
+        function = click.option("--samples", type=click.IntRange(2), default=samples,
+                                show_default=True,
+                                help="Latent samples the pairs are drawn from.")(function)
+        return function
+
+    return decorate
+
+
+def prepare(ctx, outdir, overwrite):
+    """Refuse to overwrite earlier results unless asked; return (outdir, start time)."""
+    outdir = Path(outdir)
+    results = outdir / "results.json"
+    if results.exists() and not overwrite:
+        ctx.fail(f"{results} exists: choose another --outdir or pass --overwrite")
+    return outdir, time.time()
+
+
+def load_spec(ctx, model_name, weights, layer):
+    """The generator spec, or a clean CLI error."""
+    from models.registry import load_generator
+
+    try:
+        spec = load_generator(model_name, layer=layer, weights=weights)
+        import tfcf
+
+        tfcf.split(spec.model, spec.layer)  # validates the layer name
+    except (ValueError, FileNotFoundError, ImportError) as error:
+        ctx.fail(str(error))
+    return spec
+
+
+def step(message):
+    click.echo(message, err=True)
+
+
+def cli_errors(function):
+    """Turn library ValueErrors raised inside a command into click usage errors."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except ValueError as error:
+            raise click.UsageError(str(error)) from error
+
+    return wrapper

@@ -1,0 +1,95 @@
+"""The figure commands with tiny settings, through click's CliRunner: they run and write files."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from experiments.cli import main
+
+
+@pytest.fixture(scope="module")
+def generator_file(tmp_path_factory, tiny_generator):
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    tiny_generator.save(path)
+    return path
+
+
+def invoke(args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+TINY = ["--samples", 12, "--pairs", 12]
+
+
+def test_fig3b(generator_file, tmp_path):
+    invoke(["fig3b", "--model", generator_file, "--layer", "block1", *TINY, "--show", 4,
+            "--outdir", tmp_path])
+    results = json.loads((tmp_path / "results.json").read_text())
+    maps = np.load(tmp_path / "influence_maps.npy")
+    assert maps.shape == (8, 16, 16)
+    np.testing.assert_allclose(results["individual_influence"], maps.mean(axis=(1, 2)), rtol=1e-5)
+    # The channels shown are the most influential ones, strongest first.
+    assert results["shown_channels"] == np.argsort(-maps.mean(axis=(1, 2)))[:4].tolist()
+    assert (tmp_path / "influence_maps.png").stat().st_size > 5000
+
+
+@pytest.mark.parametrize("command", ["fig8", "fig11"])
+def test_module_figures(command, generator_file, tmp_path):
+    invoke([command, "--model", generator_file, "--layer", "block1", *TINY, "--k", 2,
+            "--examples", 2, "--ks", "1,2", "--outdir", tmp_path])
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert sorted(sum(results["modules"], []) + results["dead_channels"]) == list(range(8))
+    assert sum(results["module_sizes"]) == 8
+    effects = results["causal_effects"]
+    assert effects["ks"] == [1, 2] and len(effects["module_sizes"]) == 3
+    assert effects["module_sizes"][0] == 8
+    for name in ("clusters.png", "hybrids.png", "magnitude.png"):
+        assert (tmp_path / name).stat().st_size > 5000
+
+
+def test_fig9(generator_file, tmp_path):
+    invoke(["fig9", "--model", generator_file, "--layer", "block1", *TINY, "--ks", "2,3",
+            "--repeats", 2, "--outdir", tmp_path])
+    results = json.loads((tmp_path / "results.json").read_text())
+    for method in ("nmf", "kmeans"):
+        assert results[method]["ks"] == [2, 3]
+        assert all(0 <= v <= 1 for v in results[method]["consistency_mean"])
+    assert (tmp_path / "stability.png").stat().st_size > 5000
+
+
+def test_two_layer_figure(generator_file, tmp_path):
+    invoke(["fig4", "--model", generator_file, "--layers", "block1,block2", *TINY, "--k", 2,
+            "--examples", 2, "--outdir", tmp_path])
+    results = json.loads((tmp_path / "results.json").read_text())
+    first = sorted(sum((m[0] for m in results["modules"]), []))
+    second = sorted(sum((m[1] for m in results["modules"]), []))
+    # Every live channel of both layers is in exactly one module (block2 has dead ReLUs).
+    assert first == list(range(8))
+    assert len(second) == len(set(second)) and set(second) <= set(range(6)) and second
+
+
+def test_draft_fig7_uses_the_variance_statistic(generator_file, tmp_path):
+    invoke(["draft-fig7", "--model", generator_file, "--layer", "block2", *TINY, "--k", 2,
+            "--examples", 2, "--outdir", tmp_path])
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["run"]["parameters"]["statistic"] == "variance"
+
+
+def test_model1_identifiability(tmp_path):
+    invoke(["model1", "--draws", 2, "--samples", 40, "--pairs", 40, "--outdir", tmp_path])
+    results = json.loads((tmp_path / "results.json").read_text())
+    for summary in results["adjusted_rand_index"].values():
+        assert len(summary["ari"]) == 2
+        assert summary["mean"] == pytest.approx(1.0)
+    assert (tmp_path / "model1.png").stat().st_size > 5000
+
+
+def test_refuses_to_overwrite(generator_file, tmp_path):
+    args = ["fig3b", "--model", generator_file, "--layer", "block1", *TINY, "--outdir", tmp_path]
+    invoke(args)
+    again = CliRunner().invoke(main, [str(a) for a in args])
+    assert again.exit_code != 0 and "--overwrite" in again.output

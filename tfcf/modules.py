@@ -1,0 +1,417 @@
+"""Group channels into modules by clustering their elementary influence maps (paper Sec. 3.4).
+
+    clustering = tfcf.modules.cluster(influence_maps, k=3)          # maps: [channels, H, W]
+    clustering.members(0)                                           # channel indices of module 0
+    result = tfcf.modules.stability(influence_maps, ks=(2, 3, 4, 5)) # Supplementary Fig. 9
+
+Each map is smoothed with a rectangular sliding window and thresholded at its own 75th percentile
+(:func:`preprocess`); the binary rows form the matrix S, which is factorised S = W H by
+non-negative matrix factorisation (or clustered with k-means). Each channel joins the template
+that contributes to it with the largest weight. :func:`stability` repeats the clustering on two
+overlapping two-thirds of the maps and reports how consistently the overlap is labelled.
+
+Pure NumPy / SciPy / scikit-learn: nothing here needs TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+import warnings
+
+import numpy as np
+from scipy import ndimage, optimize
+
+METHODS = ("nmf", "kmeans")
+
+
+# ----------------------------------------------------------------------------- preprocessing
+
+def preprocess(maps, window=3, percentile=75):
+    """Smooth each map with a ``window`` box mean and binarise it at its own percentile: S.
+
+    Example::
+
+        binary = preprocess(influence_maps)            # [C, H, W] -> [C, H*W] of 0.0 / 1.0
+        binary = preprocess(influence_maps, window=(3, 5), percentile=90)
+
+    ``window`` is an int or an ``(h, w)`` pair; 1 means no smoothing. The box mean is the one of
+    ``scipy.ndimage.uniform_filter(..., mode="nearest")`` (edge pixels replicated; an even window
+    covers one more pixel before the centre than after it), computed as a direct correlation with
+    a uniform kernel: ``uniform_filter``'s running sums leave ~1e-17 residues in zero regions,
+    which the threshold would count as influence; the direct sum keeps zeros zero and gives
+    identical neighbourhoods identical values.
+
+    Threshold and ties: a pixel is 1 where its smoothed value is strictly greater than the map's
+    own ``percentile``-th percentile (``np.percentile``, linear interpolation), so a constant map
+    (all zeros included) gives an all-zero row, and a map whose top values are tied may give fewer
+    ones than ``100 - percentile`` percent of the pixels.
+    """
+    maps = _check_maps(maps)
+    window = _check_window(window)
+    percentile = _check_percentile(percentile)
+    kernel = np.full((1,) + window, 1.0 / (window[0] * window[1]))
+    smoothed = ndimage.correlate(maps, kernel, mode="nearest")
+    threshold = np.percentile(smoothed, percentile, axis=(1, 2), keepdims=True)
+    binary = (smoothed > threshold).astype("float64")
+    constant = maps.max(axis=(1, 2)) == maps.min(axis=(1, 2))
+    binary[constant] = 0.0  # the tie rule, held exactly whatever the filter's rounding
+    return binary.reshape(len(maps), -1)
+
+
+# ----------------------------------------------------------------------------- clustering
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Clustering:
+    """Modules found by :func:`cluster`: a label per channel, a template per module.
+
+    Example::
+
+        clustering = cluster(influence_maps, k=3)
+        clustering.labels            # [C] int, module of each channel
+        clustering.members(2)        # channel indices of module 2
+
+    ``templates`` is [k, H, W]; ``weights`` is [C, k]. For NMF the templates are the rows of H
+    scaled to a peak of 1 and ``weights`` the matching columns of W (so ``weights @ templates``
+    is still the NMF reconstruction of S); for k-means the templates are the centroids (the
+    fraction of each module's channels that are on at each pixel) and ``weights`` is the one-hot
+    matrix of the labels. Modules are numbered by decreasing size, ties by decreasing template
+    mass, so labels are reproducible.
+    """
+
+    labels: np.ndarray
+    templates: np.ndarray
+    weights: np.ndarray
+    method: str
+    k: int
+
+    def members(self, j):
+        """Channel indices of module ``j``. Example: ``clustering.members(0)``."""
+        if not isinstance(j, numbers.Integral) or not 0 <= j < self.k:
+            raise ValueError(f"cluster index {j!r} is out of range; valid: 0 to {self.k - 1}")
+        return np.flatnonzero(self.labels == j)
+
+    @property
+    def sizes(self):
+        """Number of channels in each module, [k]."""
+        return np.bincount(self.labels, minlength=self.k)
+
+    def to_dict(self):
+        """Plain lists for JSON. Example: ``save_json("modules.json", clustering.to_dict())``."""
+        return {
+            "method": self.method,
+            "k": self.k,
+            "labels": self.labels.tolist(),
+            "sizes": self.sizes.tolist(),
+            "templates": self.templates.tolist(),
+            "weights": self.weights.tolist(),
+        }
+
+
+def live_channels(maps):
+    """Indices of the maps that are not all zero (a dead unit has no influence to cluster).
+
+    Example::
+
+        live = live_channels(maps)
+        clustering = cluster(maps[live], k=3)        # module j = live[clustering.members(j)]
+    """
+    maps = _check_maps(maps)
+    return np.flatnonzero(maps.any(axis=(1, 2)))
+
+
+def cluster(maps, k, method="nmf", window=3, percentile=75, seed=0):
+    """Cluster channels by their influence maps [C, H, W] into ``k`` modules.
+
+    Example::
+
+        clustering = cluster(influence_maps, k=3)                   # NMF, as in the paper
+        clustering = cluster(influence_maps, k=3, method="kmeans")  # the paper's comparison
+
+    ``method="nmf"``: ``sklearn.decomposition.NMF`` (``init="nndsvda"``) on S = W H, where S is
+    :func:`preprocess`'s binary matrix; each channel goes to the template with the largest weight
+    in its row of W. ``method="kmeans"``: ``sklearn.cluster.KMeans`` (10 initialisations) on the
+    same binary rows. ``seed`` fixes both. Influence maps must be finite, non-negative (NMF) and
+    not all zero.
+    """
+    maps = _check_maps(maps)
+    method = _check_method(method)
+    _check_influence(maps, method)
+    k = _check_k(k, len(maps), maps.shape[1] * maps.shape[2])
+    binary = preprocess(maps, window=window, percentile=percentile)
+    return _cluster_binary(binary, maps.shape[1:], k, method, seed)
+
+
+def _cluster_binary(binary, shape, k, method, seed):
+    """Cluster the rows of a binary matrix; the work behind :func:`cluster`."""
+    if method == "nmf":
+        from sklearn.decomposition import NMF
+
+        model = NMF(n_components=k, init="nndsvda", random_state=seed, max_iter=1000)
+        weights = model.fit_transform(binary)
+        templates = model.components_.copy()
+        peak = templates.max(axis=1)
+        scale = np.where(peak > 0, peak, 1.0)
+        templates /= scale[:, None]
+        weights = weights * scale[None, :]
+        labels = np.argmax(weights, axis=1)
+    else:
+        from sklearn.cluster import KMeans
+
+        model = KMeans(n_clusters=k, n_init=10, random_state=seed)
+        with warnings.catch_warnings():
+            # k above the number of distinct binary rows: KMeans warns and leaves empty clusters,
+            # which is what a stability scan over k is meant to expose, not an error.
+            warnings.filterwarnings("ignore", message="Number of distinct clusters")
+            labels = model.fit_predict(binary)
+        templates = model.cluster_centers_.copy()
+        weights = None
+    sizes = np.bincount(labels, minlength=k)
+    mass = templates.sum(axis=1)
+    order = np.lexsort((np.arange(k), -mass, -sizes))  # last key is the primary one
+    new_label = np.empty(k, dtype=int)
+    new_label[order] = np.arange(k)
+    labels = new_label[labels].astype(int)
+    templates = templates[order]
+    if weights is None:
+        weights = np.eye(k)[labels]
+    else:
+        weights = weights[:, order]
+    arrays = [labels, templates.reshape((k,) + tuple(shape)), weights]
+    for array in arrays:
+        array.setflags(write=False)
+    return Clustering(labels=arrays[0], templates=arrays[1], weights=arrays[2], method=method, k=k)
+
+
+# ----------------------------------------------------------------------------- stability
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Stability:
+    """Label consistency and template cosine similarity per number of clusters (Supp. Fig. 9).
+
+    Example::
+
+        result = stability(influence_maps, ks=(2, 3, 4))
+        result.consistency_mean      # [len(ks)], mean over repeats
+        save_json("stability.json", result.to_dict())
+
+    ``consistency`` and ``cosine`` hold the raw values, [len(ks), repeats]; the ``_mean`` and
+    ``_std`` properties reduce over repeats (``std`` is the population one, ``ddof=0``).
+    """
+
+    ks: tuple
+    method: str
+    repeats: int
+    consistency: np.ndarray
+    cosine: np.ndarray
+    seed: int = 0
+    window: tuple = (3, 3)
+    percentile: float = 75.0
+
+    @property
+    def consistency_mean(self):
+        return self.consistency.mean(axis=1)
+
+    @property
+    def consistency_std(self):
+        return self.consistency.std(axis=1)
+
+    @property
+    def cosine_mean(self):
+        return self.cosine.mean(axis=1)
+
+    @property
+    def cosine_std(self):
+        return self.cosine.std(axis=1)
+
+    def to_dict(self):
+        """Plain lists for JSON. Example: ``save_json("stability.json", result.to_dict())``."""
+        return {
+            "method": self.method,
+            "ks": list(self.ks),
+            "repeats": self.repeats,
+            "seed": self.seed,
+            "window": list(self.window),
+            "percentile": self.percentile,
+            "consistency_mean": self.consistency_mean.tolist(),
+            "consistency_std": self.consistency_std.tolist(),
+            "cosine_mean": self.cosine_mean.tolist(),
+            "cosine_std": self.cosine_std.tolist(),
+            "consistency": self.consistency.tolist(),
+            "cosine": self.cosine.tolist(),
+        }
+
+
+def stability(maps, ks=(2, 3, 4, 5, 6), method="nmf", repeats=20, seed=0, window=3,
+              percentile=75, progress=True):
+    """Cluster stability across ``ks``: the paper's three-subset protocol, ``repeats`` times.
+
+    Example::
+
+        nmf = stability(influence_maps, ks=range(2, 7))
+        kmeans = stability(influence_maps, ks=range(2, 7), method="kmeans")
+        fig = tfcf.plots.stability_figure([nmf, kmeans])
+
+    For each repeat the maps are split at random into three near-equal subsets A, B, C (a NumPy
+    Generator seeded with ``(seed, repeat)``, so every k sees the same splits); A∪C and B∪C are
+    clustered separately (clustering seed ``seed``), the clusters of the second run are matched
+    to the first with the Hungarian algorithm so as to maximise the number of maps of C given
+    the same label, and
+
+    * consistency = fraction of C with the same matched label;
+    * cosine = mean over matched pairs of the cosine similarity of the two runs' templates
+      (flattened; 0 for a pair where a template is all zero).
+
+    The binary maps are computed once for all maps (preprocessing is per map).
+    """
+    maps = _check_maps(maps)
+    method = _check_method(method)
+    _check_influence(maps, method)
+    window = _check_window(window)
+    percentile = _check_percentile(percentile)
+    count = len(maps)
+    if count < 3:
+        raise ValueError(f"stability needs at least 3 maps to split in 3 subsets, got {count}")
+    if not isinstance(repeats, numbers.Integral) or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    run_size = count - int(np.ceil(count / 3))  # the smaller of |A u C| and |B u C|
+    ks = tuple(int(_check_k(k, run_size, maps.shape[1] * maps.shape[2],
+                            what=f"the {run_size} maps of each stability run"))
+               for k in (tuple(ks) if np.ndim(ks) else (ks,)))
+    if not ks:
+        raise ValueError("ks is empty; give at least one number of clusters, e.g. ks=(2, 3, 4)")
+    binary = preprocess(maps, window=window, percentile=percentile)
+    shape = maps.shape[1:]
+    splits = [_three_way_split(count, seed, repeat) for repeat in range(repeats)]
+    consistency = np.zeros((len(ks), repeats))
+    cosine = np.zeros((len(ks), repeats))
+    with _progress_bar(len(ks) * repeats, progress, f"stability ({method})") as bar:
+        for i, k in enumerate(ks):
+            for repeat, (part_a, part_b, part_c) in enumerate(splits):
+                run_1 = np.concatenate([part_a, part_c])
+                run_2 = np.concatenate([part_b, part_c])
+                first = _cluster_binary(binary[run_1], shape, k, method, seed)
+                second = _cluster_binary(binary[run_2], shape, k, method, seed)
+                consistency[i, repeat], cosine[i, repeat] = _match(
+                    first, second, len(part_a), len(part_b), len(part_c))
+                bar.update(1)
+    consistency.setflags(write=False)
+    cosine.setflags(write=False)
+    return Stability(ks=ks, method=method, repeats=int(repeats), consistency=consistency,
+                     cosine=cosine, seed=seed, window=window, percentile=percentile)
+
+
+def _three_way_split(count, seed, repeat):
+    """A random partition of ``range(count)`` into three near-equal parts A, B, C."""
+    rng = np.random.default_rng([seed, repeat])
+    return np.array_split(rng.permutation(count), 3)
+
+
+def _match(first, second, size_a, size_b, size_c):
+    """Hungarian-match the two runs' clusters on the shared subset C: (consistency, cosine)."""
+    k = first.k
+    labels_1 = first.labels[size_a:]   # C is the tail of both runs
+    labels_2 = second.labels[size_b:]
+    overlap = np.zeros((k, k))
+    np.add.at(overlap, (labels_1, labels_2), 1)
+    rows, columns = optimize.linear_sum_assignment(overlap, maximize=True)
+    consistency = overlap[rows, columns].sum() / size_c
+    templates_1 = first.templates.reshape(k, -1)[rows]
+    templates_2 = second.templates.reshape(k, -1)[columns]
+    norms = np.linalg.norm(templates_1, axis=1) * np.linalg.norm(templates_2, axis=1)
+    dots = np.sum(templates_1 * templates_2, axis=1)
+    cosines = np.divide(dots, norms, out=np.zeros(k), where=norms > 0)
+    return float(consistency), float(cosines.mean())
+
+
+class _NoBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n):
+        pass
+
+
+def _progress_bar(total, progress, description):
+    if not progress:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="fit pair")
+
+
+# ----------------------------------------------------------------------------- validation
+
+def _check_maps(maps):
+    maps = np.asarray(maps)
+    if maps.ndim != 3:
+        raise ValueError(f"influence maps must be an array [C, H, W] (rank 3), "
+                         f"got shape {maps.shape}")
+    if not np.issubdtype(maps.dtype, np.number) or np.issubdtype(maps.dtype, np.complexfloating):
+        raise ValueError(f"influence maps must be real numbers, got dtype {maps.dtype}")
+    if 0 in maps.shape:
+        raise ValueError(f"influence maps are empty: shape {maps.shape}")
+    maps = maps.astype("float64")
+    bad = ~np.isfinite(maps)
+    if bad.any():
+        channels = np.flatnonzero(bad.any(axis=(1, 2)))
+        raise ValueError(f"influence maps contain {int(bad.sum())} NaN or infinite values, in "
+                         f"{len(channels)} maps (channels {_few(channels)})")
+    return maps
+
+
+def _check_influence(maps, method):
+    if method == "nmf" and (maps < 0).any():
+        channels = np.flatnonzero((maps < 0).any(axis=(1, 2)))
+        raise ValueError(f"NMF needs non-negative influence maps (influence maps are >= 0), but "
+                         f"{len(channels)} maps have negative values (minimum {maps.min():g}; "
+                         f"channels {_few(channels)})")
+    zero = np.flatnonzero(~maps.any(axis=(1, 2)))
+    if len(zero):
+        raise ValueError(f"{len(zero)} of {len(maps)} influence maps are all zero (channels "
+                         f"{_few(zero)}); influence maps must be non-negative and not all zero: "
+                         f"drop those channels (dead units) before clustering")
+
+
+def _check_method(method):
+    if method not in METHODS:
+        raise ValueError(f"unknown clustering method {method!r}; valid: 'nmf', 'kmeans'")
+    return method
+
+
+def _check_k(k, count, pixels, what=None):
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise ValueError(f"number of clusters k must be an integer, got {k!r}")
+    what = what or f"the number of maps ({count})"
+    if k < 1:
+        raise ValueError(f"number of clusters k={k} must be at least 1")
+    if k > count:
+        raise ValueError(f"number of clusters k={k} is larger than {what}; valid: 1 to {count}")
+    if k > pixels:
+        raise ValueError(f"number of clusters k={k} is larger than the {pixels} pixels of a map")
+    return int(k)
+
+
+def _check_window(window):
+    pair = (window, window) if np.ndim(window) == 0 else tuple(window)
+    if len(pair) != 2 or not all(isinstance(w, numbers.Integral) and not isinstance(w, bool)
+                                 for w in pair):
+        raise ValueError(f"window must be an integer or an (h, w) pair of integers, got {window!r}")
+    if min(pair) < 1:
+        raise ValueError(f"window {window!r} must be at least 1 (1 = no smoothing)")
+    return tuple(int(w) for w in pair)
+
+
+def _check_percentile(percentile):
+    if not isinstance(percentile, numbers.Real) or not 0 <= percentile < 100:
+        raise ValueError(f"percentile must be in [0, 100), got {percentile!r} (0 keeps the support: "
+                         "every pixel above the map's minimum)")
+    return float(percentile)
+
+
+def _few(indices, shown=8):
+    listed = ", ".join(str(int(i)) for i in indices[:shown])
+    return listed + (", ..." if len(indices) > shown else "")
