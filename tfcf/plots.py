@@ -210,13 +210,12 @@ def magnitude_figure(ks, mean_influence, module_sizes, module_influences, title=
         bottom.scatter(x, y, s=18, label=f"k = {ks[index]}" if nested else "modules")
     sizes, influences = np.concatenate(groups_x), np.concatenate(groups_y)
     if len(np.unique(sizes)) >= 2:
-        slope, intercept = np.polyfit(sizes, influences, 1)
-        residual = influences - (slope * sizes + intercept)
-        total = np.sum((influences - influences.mean()) ** 2)
-        r_squared = 1.0 - np.sum(residual ** 2) / total if total > 0 else 1.0
+        from tfcf.effects import regression
+
+        fit = regression(sizes, influences)
         line = np.linspace(sizes.min(), sizes.max(), 2)
-        bottom.plot(line, slope * line + intercept, "k--",
-                    label=f"least squares: slope {slope:.3g}, $R^2$ = {r_squared:.2f}")
+        bottom.plot(line, fit["slope"] * line + fit["intercept"], "k--",
+                    label=f"least squares: slope {fit['slope']:.3g}, $R^2$ = {fit['r2']:.2f}")
     bottom.set_xlabel("number of channels in module")
     bottom.set_ylabel("individual influence")
     bottom.set_title("Influence of each module", fontsize=10)
@@ -288,13 +287,14 @@ def model1_figure(scores, regions, templates, title=None):
         width = 0.8 / len(scores)
         scores_axis.bar(draws + offset * width, values, width=width, label=name)
     scores_axis.set_xlabel("draw of Model 1's parameters")
+    scores_axis.set_xticks(np.arange(max(len(v) for v in scores.values())))
     scores_axis.set_ylabel("adjusted Rand index")
     scores_axis.set_ylim(min(0.0, min(min(v) for v in scores.values())), 1.05)
     scores_axis.set_title("Recovery of the true partition (Prop. 3 predicts 1)", fontsize=10)
     scores_axis.legend(fontsize=7, loc="lower right")
     for k in range(count):
         for row, (pictures, label) in enumerate(((regions, "true region $I_%d$"),
-                                                 (templates, "NMF template %d"))):
+                                                 (templates, "matched NMF template %d"))):
             axis = figure.add_subplot(grid[1 + row, k])
             image = axis.imshow(pictures[k], cmap="viridis")
             axis.set_title(label % (k + 1), fontsize=8)
