@@ -121,7 +121,7 @@ def demo(ctx, outdir, model_name, weights, layer, examples, blocks, samples, pai
 
     np.save(outdir / "influence_maps.npy", maps)
     results = outdir / "results.json"
-    save_json(results, {
+    payload = {
         "command": "tfcf demo",
         "generator": spec.description or spec.name,
         "layer": spec.layer,
@@ -135,11 +135,96 @@ def demo(ctx, outdir, model_name, weights, layer, examples, blocks, samples, pai
         "module_sizes": [len(m) for m in modules],
         "stability": {"nmf": stability[0].to_dict(), "kmeans": stability[1].to_dict()},
         "causal_effects": effects,
-        "files": ["hybrids.png", "influence_maps.png", "clusters.png", "module_hybrids.png",
-                  "stability.png", "magnitude.png", "influence_maps.npy"],
+        "files": ["report.html", "hybrids.png", "influence_maps.png", "clusters.png",
+                  "module_hybrids.png", "stability.png", "magnitude.png", "influence_maps.npy"],
         "run": run_metadata(seed, {"model": model_name, "weights": weights, "layer": spec.layer,
                                    "examples": examples, "blocks": blocks, "samples": samples,
                                    "pairs": pairs, "k": k, "repeats": repeats},
                             started=started),
-    })
-    step(f"wrote {outdir}: figures and {results.name}")
+    }
+    demo_report(payload, outdir, spec, stability).write(outdir / "report.html")
+    save_json(results, payload)
+    step(f"wrote {outdir / 'report.html'}, the figures and {results.name}")
+
+
+def demo_report(results, outdir, spec, stability):
+    """The demo's HTML page: every figure with what it shows, the numbers, the parameters."""
+    from tfcf.report import Report
+
+    layer, k = results["layer"], len(results["module_sizes"])
+    run = results["run"]
+    report = Report(
+        f"tfcf demo: the modules of {spec.name}",
+        f"This page shows what the channels of one internal layer of a generative network do to "
+        f"the images it makes, found without any labels, as in Besserve et al. (ICLR 2020). "
+        f"Generator: {results['generator']}. Layer: {layer}, of shape "
+        f"{results['layer_shape']} (height, width, channels). The recipe is counterfactual: "
+        f"generate an image, then ask what it would have looked like had some internal channels "
+        f"taken the values they have for another image.",
+    )
+    report.section(
+        "1. Hybrids: copying channels from another sample",
+        "Each row starts from two generated images, Original 1 and Original 2. The hybrid "
+        f"columns regenerate Original 1 after copying one block of channels of {layer} from "
+        "Original 2. Blocks of consecutive channel numbers mix unrelated functions, so the "
+        "hybrids change in scattered ways: the point of the next steps is to find better groups.",
+        figure=outdir / "hybrids.png")
+    report.section(
+        "2. Elementary influence maps",
+        "For every channel alone, the influence map is the average absolute change of each "
+        "output pixel when only that channel is copied from another sample (eq. 2 of the paper), "
+        f"averaged over {run['parameters']['pairs']} random pairs of samples. Bright pixels are "
+        "those the channel controls. Shown: the 16 most influential channels.",
+        figure=outdir / "influence_maps.png")
+    report.section(
+        f"3. Modules: {k} groups of channels with similar maps",
+        "Each map is smoothed (3x3 window), thresholded at its 75th percentile, and the binary "
+        f"maps are factorised by non-negative matrix factorisation of rank {k}. Each channel "
+        "joins the template that explains it best. The left column shows each module's template, "
+        "the others show example maps of its channels.",
+        figure=outdir / "clusters.png")
+    report.table(["module", "channels", "examples of channels"],
+                 [[j + 1, size, ", ".join(map(str, results["modules"][j][:12]))
+                   + (" ..." if size > 12 else "")]
+                  for j, size in enumerate(results["module_sizes"])])
+    if results["dead_channels"]:
+        report.note(f"{len(results['dead_channels'])} channels never change the output (dead "
+                    f"units) and belong to no module: {results['dead_channels']}.")
+    report.section(
+        "4. Module hybrids",
+        "The same counterfactual, now copying a whole module from Original 2. When the modules "
+        "are meaningful, each hybrid takes one aspect of Original 2 (e.g. the face features, "
+        "or one side of the background and hair) and keeps the rest of Original 1.",
+        figure=outdir / "module_hybrids.png")
+    report.section(
+        "5. Are the modules stable?",
+        "The maps are split at random in three thirds; two clusterings, each on two thirds, "
+        "share one third. After matching their clusters (Hungarian assignment), the label "
+        "consistency is the fraction of the shared third given the same module, and the cosine "
+        "similarity compares matched templates. Mean and standard deviation over "
+        f"{stability[0].repeats} random splits, for NMF and k-means.",
+        figure=outdir / "stability.png")
+    rows = []
+    for method, result in zip(("NMF", "k-means"), stability):
+        for index, value in enumerate(result.ks):
+            rows.append([method, value, float(result.consistency_mean[index]),
+                         float(result.consistency_std[index]), float(result.cosine_mean[index]),
+                         float(result.cosine_std[index])])
+    report.table(["method", "k", "consistency", "sd", "cosine", "sd"], rows)
+    effects = results["causal_effects"]
+    report.section(
+        "6. Magnitude of causal effects",
+        "Top: the average influence (mean over pixels of the influence map) of the modules "
+        "found for each number of clusters (k = 1 is the whole layer). Bottom: each module's "
+        "influence against its number of channels, with a least-squares line.",
+        figure=outdir / "magnitude.png")
+    report.table(["k", "average module influence"],
+                 [[a, b] for a, b in zip(effects["ks"], effects["mean_influence"])])
+    fit = effects["regression"]
+    report.note(f"Influence vs module size: slope {fit['slope']:.4g} per channel, "
+                f"R^2 = {fit['r2']:.2f}.")
+    report.section("7. Parameters, versions, run time",
+                   f"Seed {run['seed']}; run time {run.get('run_time_s', '?')} s on "
+                   f"{run['machine']}. Files: {', '.join(results['files'])}.")
+    report.code({"parameters": run["parameters"], "versions": run["versions"]})
+    return report

@@ -1,4 +1,4 @@
-"""The intervention core and every architecture under KERAS_BACKEND=jax.
+"""The intervention core, every architecture and influence maps under KERAS_BACKEND=jax.
 
 A fresh interpreter runs the same golden tests: the Keras backend is fixed at import.
 """
@@ -16,11 +16,12 @@ HERE = Path(__file__).resolve().parent
 
 @pytest.mark.jax
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed (extra [jax])")
-def test_intervention_core_and_architectures_pass_under_jax():
+def test_core_architectures_and_influence_pass_under_jax():
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         str(HERE / "test_intervene.py"), str(HERE / "test_split_architectures.py")],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not jax and not slow",
+         str(HERE / "test_intervene.py"), str(HERE / "test_split_architectures.py"),
+         str(HERE / "test_influence.py")],
         cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=900,
     )
     tail = result.stdout[-3000:] + result.stderr[-2000:]

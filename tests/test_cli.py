@@ -31,7 +31,13 @@ def test_demo_on_a_user_generator_file(generator_file, tmp_path, tiny_generator)
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     results = json.loads((outdir / "results.json").read_text())
-    assert len(results["files"]) == 7
+    assert len(results["files"]) == 8
+    page = (outdir / "report.html").read_text()
+    for section in ("1. Hybrids", "2. Elementary influence maps", "3. Modules",
+                    "4. Module hybrids", "5. Are the modules stable?",
+                    "6. Magnitude of causal effects", "7. Parameters"):
+        assert section in page
+    assert page.count("data:image/png;base64,") == 6
     for name in results["files"]:
         assert (outdir / name).stat().st_size > 1000, name
     assert results["layer"] == "block1"

@@ -93,3 +93,18 @@ def test_refuses_to_overwrite(generator_file, tmp_path):
     invoke(args)
     again = CliRunner().invoke(main, [str(a) for a in args])
     assert again.exit_code != 0 and "--overwrite" in again.output
+
+
+def test_reproduce_runs_commands_and_resumes(tmp_path):
+    result = invoke(["reproduce", "--tiny", "--only", "fig3b", "--only", "model1",
+                     "--outdir", tmp_path])
+    for name in ("fig3b", "model1"):
+        assert (tmp_path / name / "results.json").exists()
+    page = (tmp_path / "index.html").read_text()
+    assert "fig3b: ICLR 2020 Fig. 3b" in page and "model1: ICLR 2020 Prop. 3" in page
+    assert page.count("data:image/png;base64,") == 2
+    # A second run finds the results and skips both commands.
+    again = invoke(["reproduce", "--tiny", "--only", "fig3b", "--only", "model1",
+                    "--outdir", tmp_path])
+    assert again.output.count("results exist, skipped") == 2
+    assert "fig3b" in result.output

@@ -1,5 +1,6 @@
 """Golden-label tests of tfcf.influence_maps: eq. 2 and the variance statistic by hand."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -158,5 +159,32 @@ def test_two_logical_devices_give_the_same_maps():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parent.parent, timeout=300,
                             env=dict(os.environ, KERAS_BACKEND="tensorflow"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "SAME" in result.stdout
+
+
+@pytest.mark.jax
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_jax_data_parallel_gives_the_same_maps():
+    script = textwrap.dedent("""
+        import keras, numpy as np, jax, sys
+        assert len(jax.devices("cpu")) == 2, jax.devices()
+        sys.path.insert(0, "tests")
+        from conftest import _tiny_generator
+        import tfcf
+        g = _tiny_generator()
+        z = np.random.default_rng(0).normal(size=(12, 8)).astype("float32")
+        one = {m: tfcf.influence_maps(g, "block1", z, num_pairs=20, method=m, progress=False)
+               for m in ("generic", "linear")}
+        keras.distribution.set_distribution(keras.distribution.DataParallel())
+        for method, expected in one.items():
+            two = tfcf.influence_maps(g, "block1", z, num_pairs=20, method=method, progress=False)
+            np.testing.assert_allclose(two, expected, rtol=1e-5, atol=1e-7)
+        print("SAME")
+    """)
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu",
+               XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent.parent, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "SAME" in result.stdout

@@ -402,7 +402,32 @@ def _multi_layer_maps(model, layers, channels, inputs, base_index, source_index,
 
 
 class _Replicas:
-    """Run a compiled step on one device, or split its pair axis over a tf.distribute strategy."""
+    """Run a compiled step on one device, or split its pair axis over several devices.
+
+    TensorFlow: a ``tf.distribute`` strategy runs the step on each replica's share of the pairs
+    and adds the partial sums. JAX: under a ``keras.distribution`` (e.g. ``DataParallel``) the
+    pair axis of each batch is laid out over the devices and the compiled step reduces across
+    them.
+    """
+
+    @staticmethod
+    def _shard(arguments, split_args):
+        if keras.backend.backend() != "jax":
+            return arguments
+        distribution = keras.distribution.distribution()
+        if distribution is None:
+            return arguments
+
+        def put(value):
+            if isinstance(value, list):
+                return [put(v) for v in value]
+            layout = distribution.get_data_layout(value.shape)
+            try:
+                return keras.distribution.distribute_tensor(value, layout)
+            except ValueError:  # a batch that does not divide over the devices stays whole
+                return value
+
+        return tuple(put(a) if i in split_args else a for i, a in enumerate(arguments))
 
     def __init__(self, strategy):
         self.strategy = strategy
@@ -414,7 +439,7 @@ class _Replicas:
 
     def run(self, step, arguments, split_args):
         if self.strategy is None:
-            return step(*arguments)
+            return step(*self._shard(arguments, split_args))
         import tensorflow as tf
 
         strategy = self.strategy

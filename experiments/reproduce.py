@@ -1,0 +1,127 @@
+"""`tfcf reproduce`: every figure and table command, one folder each, and an index page.
+
+    tfcf reproduce --outdir outputs/reproduce            # settings that fit a 2-core CPU
+    tfcf reproduce --full --outdir outputs/paper          # the papers' settings
+    tfcf reproduce --only fig9 --only model1
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from experiments._common import step
+
+# name -> (what it reproduces, options on this machine, options with --full, options --tiny)
+PLAN = {
+    "fig3b": ("ICLR 2020 Fig. 3b: elementary influence maps",
+              [], ["--pairs", "1000", "--samples", "1000"],
+              ["--pairs", "16", "--samples", "16"]),
+    "fig8": ("ICLR 2020 Fig. 8: modules, module hybrids, magnitude of causal effects",
+             [], ["--pairs", "1000", "--samples", "1000"],
+             ["--pairs", "16", "--samples", "16", "--ks", "1,2", "--examples", "2"]),
+    "fig9": ("ICLR 2020 Fig. 9: stability NMF vs k-means",
+             [], ["--pairs", "1000", "--samples", "1000"],
+             ["--pairs", "16", "--samples", "16", "--ks", "2,3", "--repeats", "2"]),
+    "fig10": ("ICLR 2020 Fig. 10: more module hybrids",
+              [], ["--pairs", "1000", "--samples", "1000", "--examples", "16"],
+              ["--pairs", "16", "--samples", "16", "--examples", "2"]),
+    "fig11": ("ICLR 2020 Fig. 11: GAN modules and hybrids",
+              [], ["--pairs", "1000", "--samples", "1000"],
+              ["--pairs", "16", "--samples", "16", "--ks", "1,2", "--examples", "2"]),
+    "fig4": ("ICLR 2020 Fig. 4: one module in two successive layers",
+             [], ["--pairs", "1000", "--samples", "1000"],
+             ["--pairs", "16", "--samples", "16", "--examples", "2"]),
+    "fig12": ("ICLR 2020 Fig. 12: more two-layer hybrids",
+              [], ["--pairs", "1000", "--samples", "1000", "--examples", "16"],
+              ["--pairs", "16", "--samples", "16", "--examples", "2"]),
+    "draft-fig7": ("ICLR 2019 draft Fig. 7: variance statistic",
+                   [], ["--pairs", "1000", "--samples", "1000"],
+                   ["--pairs", "16", "--samples", "16", "--examples", "2"]),
+    "model1": ("ICLR 2020 Prop. 3: Model 1 identifiability",
+               [], ["--draws", "100"], ["--draws", "2", "--samples", "40", "--pairs", "40"]),
+}
+
+
+@click.command("reproduce")
+@click.option("--outdir", type=click.Path(file_okay=False), default="outputs/reproduce",
+              show_default=True, help="One sub-folder per command, plus index.html.")
+@click.option("--full", is_flag=True, help="The papers' settings (1000 pairs, 100 Model 1 draws).")
+@click.option("--tiny", is_flag=True, hidden=True, help="Smallest settings (tests).")
+@click.option("--only", multiple=True, type=click.Choice(sorted(PLAN)),
+              help="Run only these commands (repeatable).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Re-run commands whose results exist.")
+@click.pass_context
+def reproduce(ctx, outdir, full, tiny, only, seed, overwrite):
+    """Run every experiment command and write an index page linking their outputs.
+
+    Commands whose results.json already exists are skipped unless --overwrite, so an
+    interrupted run resumes where it stopped.
+
+    \b
+    Examples:
+      tfcf reproduce
+      tfcf reproduce --full --outdir outputs/paper
+    """
+    if full and tiny:
+        ctx.fail("--full and --tiny exclude each other")
+    from experiments.cli import main
+
+    outdir = Path(outdir)
+    names = list(only) or list(PLAN)
+    timings = {}
+    for position, name in enumerate(names, 1):
+        target = outdir / name
+        if (target / "results.json").exists() and not overwrite:
+            step(f"[{position}/{len(names)}] {name}: results exist, skipped")
+            continue
+        description, normal, paper, smallest = PLAN[name]
+        options = paper if full else smallest if tiny else normal
+        step(f"[{position}/{len(names)}] {name}: {description}")
+        started = time.time()
+        command = main.get_command(ctx, name)
+        args = options + ["--outdir", str(target), "--seed", str(seed), "--overwrite"]
+        command.main(args=args, prog_name=f"tfcf {name}", standalone_mode=False)
+        timings[name] = round(time.time() - started, 1)
+    index = write_index(outdir, names, timings)
+    step(f"wrote {index}")
+
+
+def write_index(outdir, names, timings):
+    """An HTML page: per command, what it reproduces, its main figure and key numbers."""
+    from tfcf.report import Report
+
+    report = Report("tfcf reproduce: the papers' figures",
+                    "One section per command; each folder holds the PNG figures and a "
+                    "results.json with every number, the parameters, seed and versions.")
+    for name in names:
+        folder = outdir / name
+        results_path = folder / "results.json"
+        if not results_path.exists():
+            report.section(f"{name}: {PLAN[name][0]}", "not run")
+            continue
+        results = json.loads(results_path.read_text())
+        run = results.get("run", {})
+        text = (f"Folder {name}/, run time {run.get('run_time_s', timings.get(name, '?'))} s. "
+                + (results.get("note") or ""))
+        pngs = [f for f in results.get("files", []) if f.endswith(".png")]
+        report.section(f"{name}: {PLAN[name][0]}", text,
+                       figure=folder / pngs[0] if pngs else None, caption=pngs[0] if pngs else "")
+        for extra in pngs[1:]:
+            report.figure(folder / extra, extra)
+        if "adjusted_rand_index" in results:
+            report.table(["pipeline", "mean ARI", "exact draws"],
+                         [[k, v["mean"], v["fraction_exact"]]
+                          for k, v in results["adjusted_rand_index"].items()])
+        if "nmf" in results and "kmeans" in results:
+            report.table(["k", "NMF consistency", "k-means consistency", "NMF cosine",
+                          "k-means cosine"],
+                         [[k, a, b, c, d] for k, a, b, c, d in zip(
+                             results["nmf"]["ks"], results["nmf"]["consistency_mean"],
+                             results["kmeans"]["consistency_mean"], results["nmf"]["cosine_mean"],
+                             results["kmeans"]["cosine_mean"])])
+    return report.write(outdir / "index.html")
