@@ -71,3 +71,27 @@ def boolean(name, value):
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {value!r}")
     return bool(value)
+
+
+def tensorlayer_generator(z_dim, channels, base, strides, kernel_size, initializers):
+    """The DCGAN / vae-celebA generator body, named as tensorlayer names it.
+
+    ``g_h0_lin`` (Dense to base*base*channels[0]) -> ``g_h0_reshape`` -> ``g_h0_batch_norm`` ->
+    ``g_h0_relu``, then per i: ``g_hi_decon2d`` (``strides[i-1]``) -> ``g_hi_batch_norm`` ->
+    ``g_hi_relu``, the last deconvolution followed by ``g_hN_tanh`` instead.
+    """
+    num_deconv = len(channels) - 1
+    z = keras.Input((z_dim,), name="g_in")
+    x = layers.Dense(base * base * channels[0], name="g_h0_lin", **initializers.dense())(z)
+    x = layers.Reshape((base, base, channels[0]), name="g_h0_reshape")(x)
+    x = batch_norm(x, "g_h0_batch_norm", initializers)
+    x = layers.ReLU(name="g_h0_relu")(x)
+    for index in range(1, num_deconv + 1):
+        x = layers.Conv2DTranspose(channels[index], kernel_size, strides=strides[index - 1],
+                                   padding="same", name=f"g_h{index}_decon2d",
+                                   **initializers.dense())(x)
+        if index < num_deconv:
+            x = batch_norm(x, f"g_h{index}_batch_norm", initializers)
+            x = layers.ReLU(name=f"g_h{index}_relu")(x)
+    image = layers.Activation("tanh", name=f"g_h{num_deconv}_tanh")(x)
+    return keras.Model(z, image, name="generator")

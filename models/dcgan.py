@@ -55,7 +55,13 @@ import keras
 from keras import layers
 
 from models._common import (
-    Initializers, batch_norm, channel_widths, positive_int, preset_config, start_size,
+    Initializers,
+    batch_norm,
+    channel_widths,
+    positive_int,
+    preset_config,
+    start_size,
+    tensorlayer_generator,
 )
 
 PRESETS = {
@@ -117,20 +123,7 @@ def build_generator(preset="tensorlayer", *, z_dim=None, channels=None, output_s
     base = start_size(output_size, num_deconv)
     initializers = Initializers(seed)
 
-    z = keras.Input((z_dim,), name="g_in")
-    x = layers.Dense(base * base * channels[0], name="g_h0_lin",
-                     **initializers.dense())(z)
-    x = layers.Reshape((base, base, channels[0]), name="g_h0_reshape")(x)
-    x = batch_norm(x, "g_h0_batch_norm", initializers)
-    x = layers.ReLU(name="g_h0_relu")(x)
-    for index in range(1, num_deconv + 1):
-        x = layers.Conv2DTranspose(channels[index], KERNEL_SIZE, strides=2, padding="same",
-                                   name=f"g_h{index}_decon2d", **initializers.dense())(x)
-        if index < num_deconv:
-            x = batch_norm(x, f"g_h{index}_batch_norm", initializers)
-            x = layers.ReLU(name=f"g_h{index}_relu")(x)
-    image = layers.Activation("tanh", name=f"g_h{num_deconv}_tanh")(x)
-    return keras.Model(z, image, name="generator")
+    return tensorlayer_generator(z_dim, channels, base, [2] * num_deconv, KERNEL_SIZE, initializers)
 
 
 def build_discriminator(preset="tensorlayer", *, channels=None, input_size=None,

@@ -35,12 +35,12 @@ tests/test_face_dcgan.py checks both against a NumPy scatter-add reference and a
 import importlib.util
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from tfcf.io import atomic_path
 from tfcf.safeload import load_torch_state_dict
 
 __all__ = [
@@ -221,15 +221,6 @@ def load_pretrained(cache_dir=None):
         return model
     state_dict = load_torch_state_dict(weights_path(), key=STATE_DICT_KEY)
     import_state_dict(model, state_dict)
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".face_dcgan-", suffix=".weights.h5")
-    os.close(handle)
-    try:
+    with atomic_path(cached) as temporary:
         model.save_weights(temporary, overwrite=True)
-        os.chmod(temporary, 0o644)  # mkstemp creates it 0600
-        os.replace(temporary, cached)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
     return model

@@ -19,11 +19,11 @@ Keras layers in `model.layers` order, recursing into nested models:
 """
 
 import os
-import tempfile
 
 import keras
 import numpy as np
 
+from tfcf.io import atomic_write
 from tfcf.safeload import load_npz
 
 __all__ = ["load_tensorlayer_npz", "save_tensorlayer_npz", "tensorlayer_order"]
@@ -118,15 +118,6 @@ def save_tensorlayer_npz(model, path):
     params = np.empty(len(arrays), dtype=object)
     for index, array in enumerate(arrays):  # element-wise: equal shapes must not broadcast
         params[index] = array
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tensorlayer-", suffix=".npz")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, params=params)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    with atomic_write(path) as stream:
+        np.savez(stream, params=params)
     return path

@@ -37,7 +37,6 @@ import time
 import keras
 import numpy as np
 
-from tfcf.graph import FlatGraph
 from tfcf.intervene import SwapChannels, _as_input_list, _plan, intervene, split
 
 __all__ = ["STATISTICS", "influence_maps", "individual_influence", "draw_pairs"]

@@ -25,22 +25,21 @@ _PACKAGES = ("tfcf", "tensorflow", "keras", "jax", "numpy", "scikit-learn", "sci
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode="wb"):
-    """Open a temporary file beside ``path``; on success move it onto ``path``.
+def atomic_path(path):
+    """Yield a temporary path beside ``path`` (same suffixes); on success move it onto ``path``.
 
     Example::
 
-        with atomic_write("weights.npz") as handle:
-            np.savez(handle, w=w)
+        with atomic_path("cache/generator.weights.h5") as temporary:
+            model.save_weights(temporary)          # Keras checks the suffix: it is kept
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    suffix = "".join(path.suffixes) or ".tmp"
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    os.close(descriptor)
     try:
-        with os.fdopen(descriptor, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield Path(temporary)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates 0600; results are for people
@@ -49,6 +48,22 @@ def atomic_write(path, mode="wb"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="wb"):
+    """Open a temporary file beside ``path``; on success move it onto ``path``.
+
+    Example::
+
+        with atomic_write("weights.npz") as handle:
+            np.savez(handle, w=w)
+    """
+    with atomic_path(path) as temporary:
+        with open(temporary, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
 
 
 def save_json(path, data):
