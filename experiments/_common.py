@@ -89,3 +89,36 @@ def cli_errors(function):
             raise click.UsageError(str(error)) from error
 
     return wrapper
+
+
+def elementary_maps(spec, layer, samples, pairs, seed, statistic="mean_abs"):
+    """Latent samples and the elementary influence maps of ``layer``, cached on disk.
+
+    Several figures need the same maps: they are computed once per (weights, layer, samples,
+    pairs, seed, statistic) and kept in ``$TFCF_CACHE_DIR/influence`` (default
+    ``~/.cache/tfcf``), written atomically; the key hashes the model's weights themselves.
+    """
+    import hashlib
+    import os
+
+    import numpy as np
+
+    import tfcf
+    from tfcf.io import atomic_write
+
+    z = spec.sample_latent(samples, seed=seed)
+    digest = hashlib.sha1()
+    for weight in spec.model.weights:
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    digest.update(repr((tfcf.__version__, layer, samples, pairs, seed, statistic,
+                        spec.latent)).encode())
+    root = Path(os.environ.get("TFCF_CACHE_DIR") or Path.home() / ".cache" / "tfcf")
+    cached = root / "influence" / f"{digest.hexdigest()}.npy"
+    if cached.is_file():
+        step(f"    influence maps of {layer} from the cache {cached}")
+        return z, np.load(cached, allow_pickle=False)
+    maps = tfcf.influence_maps(spec.model, layer, z, num_pairs=pairs, seed=seed,
+                               statistic=statistic)
+    with atomic_write(cached) as handle:
+        np.save(handle, maps, allow_pickle=False)
+    return z, maps

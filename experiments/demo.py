@@ -5,7 +5,7 @@
 
 import click
 
-from experiments._common import cli_errors, load_spec, prepare, step
+from experiments._common import cli_errors, elementary_maps, load_spec, prepare, step
 
 
 @click.command()
@@ -86,7 +86,7 @@ def demo(ctx, outdir, model_name, weights, layer, examples, blocks, samples, pai
     block_change = [float(np.abs(h - block_images[0]).mean()) for h in block_images[2:]]
 
     step(f"[3/6] elementary influence maps of {num_channels} channels, {pairs} pairs")
-    maps = tfcf.influence_maps(spec.model, spec.layer, z[:samples], num_pairs=pairs, seed=seed)
+    _, maps = elementary_maps(spec, spec.layer, samples, pairs, seed)
     influence = tfcf.individual_influence(maps)
     strongest = np.argsort(-influence)[:16]
     save_figure(influence_maps_figure(maps, channels=strongest.tolist(),

@@ -14,6 +14,7 @@ import click
 
 from experiments._common import (
     cli_errors,
+    elementary_maps,
     load_spec,
     model_options,
     outdir_options,
@@ -27,15 +28,6 @@ STAND_IN = ("the paper used a {wanted}; no such trained model is available offli
 
 
 # ----------------------------------------------------------------------------- shared steps
-def _elementary_maps(spec, layer, samples, pairs, seed, statistic="mean_abs"):
-    import tfcf
-
-    z = spec.sample_latent(samples, seed=seed)
-    maps = tfcf.influence_maps(spec.model, layer, z, num_pairs=pairs, seed=seed,
-                               statistic=statistic)
-    return z, maps
-
-
 def cluster_live(maps, k, seed, method="nmf"):
     """Cluster the maps of live channels; modules in the original channel indices.
 
@@ -101,7 +93,7 @@ def modules_experiment(ctx, figure, outdir, model_name, weights, layer, samples,
 
     spec = load_spec(ctx, model_name, weights, layer)
     step(f"[1/4] elementary influence maps of {spec.layer} ({pairs} pairs)")
-    z, maps = _elementary_maps(spec, spec.layer, samples, pairs, seed, statistic)
+    z, maps = elementary_maps(spec, spec.layer, samples, pairs, seed, statistic)
     step(f"[2/4] NMF clustering into {k} modules")
     clustering, live, modules = cluster_live(maps, k, seed)
     save_figure(cluster_figure(maps[live], clustering, channels=live,
@@ -163,7 +155,7 @@ def fig3b(ctx, model_name, weights, layer, samples, pairs, show, outdir, seed, o
 
     spec = load_spec(ctx, model_name, weights, layer)
     step(f"[1/2] elementary influence maps of {spec.layer}")
-    _, maps = _elementary_maps(spec, spec.layer, samples, pairs, seed)
+    _, maps = elementary_maps(spec, spec.layer, samples, pairs, seed)
     strength = tfcf.individual_influence(maps)
     chosen = np.argsort(-strength)[: min(show, len(maps))]
     step("[2/2] figure")
@@ -254,7 +246,7 @@ def fig9(ctx, model_name, weights, layer, samples, pairs, ks, repeats, outdir, s
     spec = load_spec(ctx, model_name, weights, layer)
     values = [int(v) for v in ks.split(",") if v.strip()]
     step(f"[1/2] elementary influence maps of {spec.layer}")
-    _, maps = _elementary_maps(spec, spec.layer, samples, pairs, seed)
+    _, maps = elementary_maps(spec, spec.layer, samples, pairs, seed)
     step(f"[2/2] stability, k = {values}, {repeats} repeats, NMF and k-means")
     live = tfcf.modules.live_channels(maps)
     results = [tfcf.stability(maps[live], ks=values, method=method, repeats=repeats, seed=seed)
@@ -286,7 +278,6 @@ def _two_layer_command(name, figure, default_examples, doc):
         outdir, started = prepare(ctx, outdir, overwrite)
         import numpy as np
 
-        import tfcf
         from tfcf.io import save_figure
         from tfcf.plots import cluster_figure
 
@@ -295,12 +286,11 @@ def _two_layer_command(name, figure, default_examples, doc):
         pair = pair or spec.layer_pair
         if len(pair) != 2:
             ctx.fail(f"--layers needs two layer names, got {pair!r}")
-        z = spec.sample_latent(samples, seed=seed)
         all_maps = []
         for position, name_ in enumerate(pair):
             step(f"[{position + 1}/4] elementary influence maps of {name_}")
-            all_maps.append(tfcf.influence_maps(spec.model, name_, z, num_pairs=pairs,
-                                                seed=seed))
+            z, maps = elementary_maps(spec, name_, samples, pairs, seed)
+            all_maps.append(maps)
         counts = [len(m) for m in all_maps]
         step(f"[3/4] one NMF clustering of both layers' maps into {k} modules")
         stacked = np.concatenate(all_maps)

@@ -131,6 +131,18 @@ def to_numpy(value):
     return np.array(keras.ops.convert_to_numpy(value))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Caches (converted weights, influence maps) go to a temporary folder, not the user's."""
+    previous = os.environ.get("TFCF_CACHE_DIR")
+    os.environ["TFCF_CACHE_DIR"] = str(tmp_path_factory.mktemp("tfcf_cache"))
+    yield
+    if previous is None:
+        os.environ.pop("TFCF_CACHE_DIR", None)
+    else:
+        os.environ["TFCF_CACHE_DIR"] = previous
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

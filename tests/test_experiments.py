@@ -88,9 +88,13 @@ def test_model1_identifiability(tmp_path):
     assert (tmp_path / "model1.png").stat().st_size > 5000
 
 
-def test_refuses_to_overwrite(generator_file, tmp_path):
+def test_refuses_to_overwrite_and_reuses_cached_maps(generator_file, tmp_path):
     args = ["fig3b", "--model", generator_file, "--layer", "block1", *TINY, "--outdir", tmp_path]
     invoke(args)
+    first = np.load(tmp_path / "influence_maps.npy")
+    again = invoke(args[:-2] + ["--outdir", tmp_path / "again"])
+    assert "from the cache" in again.output
+    np.testing.assert_array_equal(np.load(tmp_path / "again" / "influence_maps.npy"), first)
     again = CliRunner().invoke(main, [str(a) for a in args])
     assert again.exit_code != 0 and "--overwrite" in again.output
 
