@@ -139,7 +139,7 @@ def modules_experiment(ctx, figure, outdir, model_name, weights, layer, samples,
 @click.pass_context
 @cli_errors
 def fig3b(ctx, model_name, weights, layer, samples, pairs, show, outdir, seed, overwrite):
-    """Fig. 3b: example elementary influence maps (eq. 2), one per channel.
+    """Figure 3b: example elementary influence maps (eq 2), one per channel.
 
     \b
     Examples:
@@ -195,7 +195,7 @@ def _modules_command(name, figure, wanted, default_examples, default_ks, doc):
 
 fig8 = _modules_command(
     "fig8", "ICLR 2020 Fig. 8", "beta-VAE trained on CelebA", 4, "1,2,3,4,5,6",
-    """Fig. 8: clustering of influence maps, module hybrids, magnitude of causal effects (VAE).
+    """Figure 8: clustering of influence maps, module hybrids, magnitude of causal effects (VAE).
 
     \b
     Examples:
@@ -204,7 +204,7 @@ fig8 = _modules_command(
     """)
 fig10 = _modules_command(
     "fig10", "ICLR 2020 Fig. 10", "beta-VAE trained on CelebA", 10, "",
-    """Fig. 10: a larger collection of module hybrids of the VAE.
+    """Figure 10: a larger collection of module hybrids of the VAE.
 
     \b
     Examples:
@@ -212,7 +212,7 @@ fig10 = _modules_command(
     """)
 fig11 = _modules_command(
     "fig11", "ICLR 2020 Fig. 11", "", 6, "1,2,3,4,5,6",
-    """Fig. 11: clustering of influence maps and module hybrids of a GAN.
+    """Figure 11: clustering of influence maps and module hybrids of a GAN.
 
     \b
     Examples:
@@ -231,7 +231,7 @@ fig11 = _modules_command(
 @click.pass_context
 @cli_errors
 def fig9(ctx, model_name, weights, layer, samples, pairs, ks, repeats, outdir, seed, overwrite):
-    """Fig. 9: cluster stability (label consistency, template cosine), NMF vs k-means.
+    """Figure 9: cluster stability (label consistency, template cosine), NMF vs k-means.
 
     \b
     Examples:
@@ -318,7 +318,7 @@ def _two_layer_command(name, figure, default_examples, doc):
     return command
 
 
-fig4 = _two_layer_command("fig4", "ICLR 2020 Fig. 4", 4, """Fig. 4: hybrids by intervening on one
+fig4 = _two_layer_command("fig4", "ICLR 2020 Fig. 4", 4, """Figure 4: hybrids by intervening on one
     module in two successive layers (BEGAN in the paper).
 
     \b
@@ -326,7 +326,7 @@ fig4 = _two_layer_command("fig4", "ICLR 2020 Fig. 4", 4, """Fig. 4: hybrids by i
       tfcf fig4 --model began:celeba64 --weights began.weights.h5
       tfcf fig4 --layers main.5,main.8
     """)
-fig12 = _two_layer_command("fig12", "ICLR 2020 Fig. 12", 10, """Fig. 12: a larger collection of
+fig12 = _two_layer_command("fig12", "ICLR 2020 Fig. 12", 10, """Figure 12: a larger collection of
     two-layer module hybrids (BEGAN in the paper).
 
     \b
@@ -345,7 +345,7 @@ fig12 = _two_layer_command("fig12", "ICLR 2020 Fig. 12", 10, """Fig. 12: a large
 @cli_errors
 def draft_fig7(ctx, model_name, weights, layer, samples, pairs, k, examples, outdir, seed,
                overwrite):
-    """2019 draft Fig. 7: the variance-statistic pipeline in the CIFAR-10 configuration.
+    """2019 draft Figure 7: the variance-statistic pipeline in the CIFAR-10 configuration.
 
     \b
     Examples:
