@@ -90,7 +90,12 @@ def save_figure(figure, path, dpi=120):
 
 
 def versions():
-    """Installed versions of the packages a result depends on (absent ones are left out)."""
+    """Installed versions of the packages a result depends on (absent ones are left out).
+
+    Example::
+
+        versions()["tensorflow"]      # "2.21.0"
+    """
     found = {}
     for name in _PACKAGES:
         with contextlib.suppress(metadata.PackageNotFoundError):
