@@ -237,12 +237,12 @@ def _batches(total, size):
         yield start, min(start + size, total)
 
 
-def _run_head(head, inputs, batch_size):
+def _predict(model, inputs, batch_size):
     pieces = []
     total = len(inputs[0])
     for start, stop in _batches(total, batch_size):
         chunk = [a[start:stop] for a in inputs]
-        out = head.predict_on_batch(chunk[0] if len(chunk) == 1 else chunk)
+        out = model.predict_on_batch(chunk[0] if len(chunk) == 1 else chunk)
         out = out if isinstance(out, (list, tuple)) else [out]
         pieces.append([np.asarray(o) for o in out])
     return [np.concatenate([p[i] for p in pieces]) for i in range(len(pieces[0]))]
@@ -300,10 +300,10 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
 
     head, tail = split(model, at)
     started = time.time()
-    states = _run_head(head, inputs, batch_size)
+    states = _predict(head, inputs, batch_size)
     num_channels = int(states[0].shape[-1])
     masks = _modules(channels, num_channels, at)
-    originals = _run_head(model, inputs, batch_size)[0]
+    originals = _predict(tail, states, batch_size)[0]   # Y(z) from the head's states: no rerun
     elementary = channels is None
     successor = _linear_successor(model, at) if method != "generic" and elementary else None
     if method == "linear" and successor is None:
@@ -320,7 +320,7 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
     if successor is not None:
         successor_name, layer = successor
         rest_head, rest = split(model, successor_name)
-        rest_states = _run_head(rest_head, inputs, batch_size)
+        rest_states = _predict(rest_head, inputs, batch_size)
         engine = _LinearStep(layer, rest, statistic)
     else:
         engine = _GenericStep(tail, statistic)
@@ -373,7 +373,7 @@ def _multi_layer_maps(model, layers, channels, inputs, base_index, source_index,
             raise ValueError(
                 f"module {module!r} must hold {len(layers)} channel lists, one per layer {layers}"
             )
-    originals = _run_head(model, inputs, batch_size)[0]
+    originals = _predict(model, inputs, batch_size)[0]
     accumulator = _Accumulator(statistic, len(channels), originals.shape[1:])
     bar = _progress(progress, len(channels) * len(base_index), len(channels))
     try:
