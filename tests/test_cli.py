@@ -67,3 +67,17 @@ def test_demo_bad_layer_names_the_valid_ones(generator_file, tmp_path):
 def test_demo_unknown_model(tmp_path):
     result = CliRunner().invoke(main, ["demo", "--model", "stylegan9", "--outdir", str(tmp_path)])
     assert result.exit_code != 0 and "face_dcgan" in result.output
+
+
+def test_demo_default_model_reduced(tmp_path):
+    """`tfcf demo` on its built-in default (the pretrained face DCGAN), fewer pairs and repeats."""
+    outdir = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--outdir", str(outdir), "--samples", "16",
+                                       "--pairs", "16", "--repeats", "2", "--examples", "2"])
+    assert result.exit_code == 0, result.output
+    results = json.loads((outdir / "results.json").read_text())
+    assert results["layer"] == "main.8" and results["layer_shape"] == [16, 16, 128]
+    assert sorted(sum(results["modules"], []) + results["dead_channels"]) == list(range(128))
+    assert results["stability"]["kmeans"]["ks"] == [2, 3, 4, 5, 6]
+    page = (outdir / "report.html").read_text()
+    assert "the modules of face_dcgan" in page and page.count("data:image/png;base64,") == 6
