@@ -2,7 +2,7 @@
 
     graph = FlatGraph(generator)                  # nested sub-models expanded inline
     cut = graph.resolve("g_h2_relu")              # -> tensor ids produced by that layer
-    head, tail = graph.segments([cut])            # keras models: inputs -> cut, cut -> outputs
+    (head, tail), states = graph.segments([cut])  # keras models: inputs -> cut, cut -> outputs
 
 This module is the one place where tfcf rewires a network. Everything else (hybrids, influence
 maps, stretch distortion, BigGAN Gblocks) goes through :mod:`tfcf.intervene`, which builds on it.
@@ -90,7 +90,7 @@ class FlatGraph:
 
         graph = FlatGraph(model)
         graph.op_names()          # qualified names, graph order
-        head, tail = graph.segments([graph.resolve("block1")])
+        (head, tail), _ = graph.segments([graph.resolve("block1")])
     """
 
     def __init__(self, model):
@@ -233,7 +233,7 @@ class FlatGraph:
         return sorted(needed)
 
     def segments(self, boundaries):
-        """Cut the graph at successive boundaries; return ``len(boundaries) + 1`` keras models.
+        """Cut the graph at successive boundaries: ``(models, states)``, ``len(boundaries) + 1`` each.
 
         ``boundaries[k]`` is a list of tensor ids. Segment 0 maps the model inputs to
         ``boundaries[0] + carried_1``; segment k maps ``boundaries[k-1] + carried_k`` to
@@ -241,7 +241,8 @@ class FlatGraph:
         ``carried`` tensors are whatever crosses a boundary besides the cut itself: model inputs
         that feed later layers and skip connections that bypass the cut. Each returned model has
         an attribute-free calling convention: a single tensor when its input (output) is one
-        tensor, a list otherwise, in the order above. :meth:`segment_states` gives that order.
+        tensor, a list otherwise, in the order above; ``states[k]`` lists the tensor ids of
+        segment k's inputs in that order.
         """
         if not boundaries:
             raise ValueError("at least one boundary is needed to cut a model")
@@ -271,10 +272,8 @@ class FlatGraph:
         states[0] = list(self.inputs)
         needs[0] = wanted
         op_lists[0] = self.ancestors_of(wanted, stop=self.inputs)
-        self.last_states = states
-        return [
-            self._build(states[k], op_lists[k], needs[k], k) for k in range(count + 1)
-        ]
+        models = [self._build(states[k], op_lists[k], needs[k], k) for k in range(count + 1)]
+        return models, states
 
     def _build(self, state, op_indices, wanted, position):
         env = {}

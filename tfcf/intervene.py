@@ -123,8 +123,8 @@ def split(model, at):
                 cut.append(tid)
     key = ("split", tuple(cut))
     if key not in cache:
-        head, tail = graph.segments([cut])
-        state = graph.last_states[1]
+        (head, tail), states = graph.segments([cut])
+        state = states[1]
         cache[key] = Split(
             head,
             tail,
@@ -388,9 +388,8 @@ def intervene(model, interventions, base, source=None, batch_size=256):
                   for level in order]
     key = ("intervene", tuple(tuple(b) for b in boundaries))
     if key not in cache:
-        segments = graph.segments(boundaries)
-        cache[key] = (segments, [list(s) for s in graph.last_states])
-    segments, states = cache[key]
+        cache[key] = graph.segments(boundaries)[0]
+    segments = cache[key]
     actions = {tid: action for _, tids, action in groups for tid in tids}
 
     base_inputs = _as_input_list(base, graph, "base")
