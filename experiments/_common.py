@@ -99,12 +99,11 @@ def elementary_maps(spec, layer, samples, pairs, seed, statistic="mean_abs"):
     ``~/.cache/tfcf``), written atomically; the key hashes the model's weights themselves.
     """
     import hashlib
-    import os
 
     import numpy as np
 
     import tfcf
-    from tfcf.io import atomic_write
+    from tfcf.io import atomic_write, cache_dir
 
     z = spec.sample_latent(samples, seed=seed)
     digest = hashlib.sha1()
@@ -112,8 +111,7 @@ def elementary_maps(spec, layer, samples, pairs, seed, statistic="mean_abs"):
         digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
     digest.update(repr((tfcf.__version__, layer, samples, pairs, seed, statistic,
                         spec.latent)).encode())
-    root = Path(os.environ.get("TFCF_CACHE_DIR") or Path.home() / ".cache" / "tfcf")
-    cached = root / "influence" / f"{digest.hexdigest()}.npy"
+    cached = cache_dir() / "influence" / f"{digest.hexdigest()}.npy"
     if cached.is_file():
         step(f"    influence maps of {layer} from the cache {cached}")
         return z, np.load(cached, allow_pickle=False)

@@ -5,36 +5,33 @@
 
 import click
 
-from experiments._common import cli_errors, elementary_maps, load_spec, prepare, step
+from experiments._common import (
+    cli_errors,
+    elementary_maps,
+    load_spec,
+    model_options,
+    outdir_options,
+    prepare,
+    sampling_options,
+    step,
+)
 
 
 @click.command()
-@click.option("--outdir", type=click.Path(file_okay=False), default="outputs/demo",
-              show_default=True, help="Folder for the figures and results.json.")
-@click.option("--model", "model_name", default="face_dcgan", show_default=True,
-              help="Generator: face_dcgan, dcgan:/vae:/began:<preset> (with --weights), or a "
-                   "Keras .keras file.")
-@click.option("--weights", type=click.Path(dir_okay=False), default=None,
-              help="Checkpoint for dcgan:/vae:/began: models.")
-@click.option("--layer", default=None,
-              help="Layer to intervene on.  [default: the generator's intermediate layer]")
+@model_options
 @click.option("--examples", type=click.IntRange(1, 64), default=6, show_default=True,
               help="Pairs (Original 1, Original 2) shown in the hybrid figures.")
 @click.option("--blocks", type=click.IntRange(1, 16), default=3, show_default=True,
               help="Contiguous channel blocks of the first hybrid figure.")
-@click.option("--samples", type=click.IntRange(2), default=128, show_default=True,
-              help="Latent samples the influence-map pairs are drawn from.")
-@click.option("--pairs", type=click.IntRange(1), default=128, show_default=True,
-              help="Pairs (z1, z2) per influence map.")
+@sampling_options(samples=128, pairs=128)
 @click.option("--k", type=click.IntRange(1), default=3, show_default=True,
               help="Number of modules (NMF rank).")
 @click.option("--repeats", type=click.IntRange(1), default=20, show_default=True,
               help="Repeats of the stability analysis per number of clusters.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every draw.")
-@click.option("--overwrite", is_flag=True, help="Replace results already in --outdir.")
+@outdir_options("outputs/demo")
 @click.pass_context
 @cli_errors
-def demo(ctx, outdir, model_name, weights, layer, examples, blocks, samples, pairs, k, repeats,
+def demo(ctx, model_name, weights, layer, examples, blocks, samples, pairs, k, repeats, outdir,
          seed, overwrite):
     """The method end to end: hybrids, influence maps, modules, stability, causal effects.
 
@@ -53,7 +50,7 @@ def demo(ctx, outdir, model_name, weights, layer, examples, blocks, samples, pai
     import numpy as np
 
     import tfcf
-    from experiments.modules_figures import _module_hybrids, _save_hybrids, cluster_live
+    from experiments.modules_figures import module_hybrids, save_hybrids, cluster_live
     from tfcf.effects import causal_effect_magnitude
     from tfcf.io import run_metadata, save_figure, save_json
     from tfcf.plots import (
@@ -75,7 +72,7 @@ def demo(ctx, outdir, model_name, weights, layer, examples, blocks, samples, pai
 
     step(f"[2/6] hybrids of {blocks} channel blocks of {spec.layer} {layer_shape}")
     channel_blocks = [b.tolist() for b in np.array_split(np.arange(num_channels), blocks)]
-    block_images = _module_hybrids(spec, spec.layer, channel_blocks, z, examples, seed)
+    block_images = module_hybrids(spec, spec.layer, channel_blocks, z, examples, seed)
     titles = ["Original 1", "Original 2"] + [f"Hybrid: ch {b[0]}-{b[-1]}" for b in channel_blocks]
     save_figure(image_grid(
         np.swapaxes(block_images, 0, 1), column_titles=titles,
@@ -99,8 +96,8 @@ def demo(ctx, outdir, model_name, weights, layer, examples, blocks, samples, pai
     save_figure(cluster_figure(maps[live], clustering, channels=live,
                                title=f"{k} modules of {spec.layer}: NMF templates and example "
                                      "maps"), outdir / "clusters.png")
-    module_images = _module_hybrids(spec, spec.layer, modules, z, examples, seed)
-    _save_hybrids(module_images, outdir, f"Module hybrids: each module of {spec.layer} from "
+    module_images = module_hybrids(spec, spec.layer, modules, z, examples, seed)
+    save_hybrids(module_images, outdir, f"Module hybrids: each module of {spec.layer} from "
                                          "Original 2", spec, k, [len(m) for m in modules],
                   filename="module_hybrids.png")
 

@@ -41,7 +41,7 @@ def cluster_live(maps, k, seed, method="nmf"):
     return clustering, live, modules
 
 
-def _module_hybrids(spec, layers, modules, z, examples, seed):
+def module_hybrids(spec, layers, modules, z, examples, seed):
     """Rows: Original 1, Original 2, then one hybrid row per module; columns: example pairs."""
     import numpy as np
 
@@ -60,7 +60,7 @@ def _module_hybrids(spec, layers, modules, z, examples, seed):
     return np.stack(rows)
 
 
-def _save_hybrids(images, outdir, title, spec, num_modules, sizes, filename="hybrids.png"):
+def save_hybrids(images, outdir, title, spec, num_modules, sizes, filename="hybrids.png"):
     from tfcf.io import save_figure
     from tfcf.plots import image_grid
 
@@ -100,8 +100,8 @@ def modules_experiment(ctx, figure, outdir, model_name, weights, layer, samples,
                                title=f"{figure}: influence-map clusters of {spec.layer} "
                                      f"({spec.name})"), outdir / "clusters.png")
     step("[3/4] module hybrids")
-    images = _module_hybrids(spec, spec.layer, modules, z, examples, seed)
-    _save_hybrids(images, outdir, f"{figure}: hybrids, module of {spec.layer} from Original 2",
+    images = module_hybrids(spec, spec.layer, modules, z, examples, seed)
+    save_hybrids(images, outdir, f"{figure}: hybrids, module of {spec.layer} from Original 2",
                   spec, k, [len(m) for m in modules])
     effects = None
     if ks:
@@ -303,8 +303,8 @@ def _two_layer_command(name, figure, default_examples, doc):
         modules = [[[c for c in members if c < counts[0]],
                     [c - counts[0] for c in members if c >= counts[0]]] for members in joint]
         step("[4/4] hybrids intervening on both layers")
-        images = _module_hybrids(spec, pair, modules, z, examples, seed)
-        _save_hybrids(images, outdir, f"{figure}: module of {pair[0]} and {pair[1]} from "
+        images = module_hybrids(spec, pair, modules, z, examples, seed)
+        save_hybrids(images, outdir, f"{figure}: module of {pair[0]} and {pair[1]} from "
                                       "Original 2", spec, k, [sum(map(len, m)) for m in modules])
         _finish(outdir, started, seed, {"model": model_name, "weights": weights,
                                         "layers": list(pair), "samples": samples,

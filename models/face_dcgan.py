@@ -33,7 +33,6 @@ tests/test_face_dcgan.py checks both against a NumPy scatter-add reference and a
 """
 
 import importlib.util
-import os
 import re
 from pathlib import Path
 
@@ -41,6 +40,7 @@ import keras
 import numpy as np
 
 from tfcf.io import atomic_path
+from tfcf.io import cache_dir as default_cache_dir
 from tfcf.safeload import load_torch_state_dict
 
 __all__ = [
@@ -49,7 +49,6 @@ __all__ = [
     "PACKAGE",
     "PIP_INSTALL",
     "build_generator",
-    "default_cache_dir",
     "import_state_dict",
     "load_pretrained",
     "weights_path",
@@ -192,14 +191,6 @@ def weights_path():
         f"{PACKAGE} is installed at {list(spec.submodule_search_locations)} but has no weights.tar; "
         f"reinstall it with `{PIP_INSTALL} --force-reinstall`"
     )
-
-
-def default_cache_dir():
-    """Where converted weights are cached: `$TFCF_CACHE_DIR`, else `~/.cache/tfcf`.
-
-        default_cache_dir() / CACHE_FILENAME    # the Keras weights of the face DCGAN, once converted
-    """
-    return Path(os.environ.get("TFCF_CACHE_DIR") or Path.home() / ".cache" / "tfcf")
 
 
 def load_pretrained(cache_dir=None):

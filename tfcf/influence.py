@@ -37,7 +37,8 @@ import time
 import keras
 import numpy as np
 
-from tfcf.intervene import SwapChannels, _as_input_list, _plan, intervene, split
+from tfcf.io import progress_bar
+from tfcf.intervene import SwapChannels, _as_input_list, _plan, _segments, intervene, split
 
 __all__ = ["STATISTICS", "influence_maps", "individual_influence", "draw_pairs"]
 
@@ -298,36 +299,39 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
         return _multi_layer_maps(model, list(at), channels, inputs, base_index, source_index,
                                  statistic, batch_size, keep_color, progress)
 
-    head, tail = split(model, at)
     started = time.time()
-    states = _predict(head, inputs, batch_size)
-    num_channels = int(states[0].shape[-1])
-    masks = _modules(channels, num_channels, at)
-    originals = _predict(tail, states, batch_size)[0]   # Y(z) from the head's states: no rerun
-    elementary = channels is None
-    successor = _linear_successor(model, at) if method != "generic" and elementary else None
+    successor = _linear_successor(model, at) if method != "generic" and channels is None else None
     if method == "linear" and successor is None:
         raise ValueError(
             f"method='linear' needs elementary maps and a layer after {at!r} that is a linear "
             "Dense/Conv layer without activation read by nothing else; use method='auto'"
         )
+    # Each model part runs once per sample: head -> cut states (-> states after the linear
+    # layer) -> original outputs Y(z).
+    if successor is None:
+        head, tail = split(model, at)
+        states = _predict(head, inputs, batch_size)
+        originals = _predict(tail, states, batch_size)[0]
+    else:
+        successor_name, layer = successor
+        head, middle, rest = _segments(model, [graph.resolve(at), graph.resolve(successor_name)])
+        states = _predict(head, inputs, batch_size)
+        rest_states = _predict(middle, states, batch_size)
+        originals = _predict(rest, rest_states, batch_size)[0]
+    num_channels = int(states[0].shape[-1])
+    masks = _modules(channels, num_channels, at)
 
     num_maps = len(masks)
     pairs_per_step = min(num_pairs, batch_size)
     masks_per_step = max(1, min(num_maps, batch_size // pairs_per_step))
     accumulator = _Accumulator(statistic, num_maps, tuple(output_spec.shape[1:]))
 
-    if successor is not None:
-        successor_name, layer = successor
-        rest_head, rest = split(model, successor_name)
-        rest_states = _predict(rest_head, inputs, batch_size)
-        engine = _LinearStep(layer, rest, statistic)
-    else:
-        engine = _GenericStep(tail, statistic)
+    engine = (_GenericStep(tail, statistic) if successor is None
+              else _LinearStep(layer, rest, statistic))
 
     replicas = _Replicas(strategy)
-    bar = _progress(progress, num_maps * num_pairs, num_maps)
-    try:
+    with progress_bar(num_maps * num_pairs, progress, f"influence maps ({num_maps})",
+                      "hybrid") as bar:
         for first, last in _batches(num_maps, masks_per_step):
             rows = np.arange(first, last)
             padded = np.concatenate([rows, np.full(masks_per_step - len(rows), rows[-1])])
@@ -344,13 +348,8 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
                     partial = replicas.run(engine.step, arguments, split_args=(0, 1, 2, 3))
                 partial = [np.asarray(keras.ops.convert_to_numpy(p))[: len(rows)] for p in partial]
                 accumulator.add(rows, partial, stop - start)
-                if bar is not None:
-                    bar.update(len(rows) * (stop - start))
-            if bar is not None:
-                bar.set_postfix_str(f"maps {last}/{num_maps}")
-    finally:
-        if bar is not None:
-            bar.close()
+                bar.update(len(rows) * (stop - start))
+            bar.set_postfix_str(f"maps {last}/{num_maps}")
     maps = accumulator.result().astype("float32")
     influence_maps.last_run = {
         "method": "linear" if successor is not None else "generic",
@@ -375,8 +374,8 @@ def _multi_layer_maps(model, layers, channels, inputs, base_index, source_index,
             )
     originals = _predict(model, inputs, batch_size)[0]
     accumulator = _Accumulator(statistic, len(channels), originals.shape[1:])
-    bar = _progress(progress, len(channels) * len(base_index), len(channels))
-    try:
+    with progress_bar(len(channels) * len(base_index), progress,
+                      f"influence maps ({len(channels)})", "hybrid") as bar:
         for row, module in enumerate(channels):
             plan = [(layer, SwapChannels(c)) for layer, c in zip(layers, module)]
             for start, stop in _batches(len(base_index), batch_size):
@@ -389,13 +388,8 @@ def _multi_layer_maps(model, layers, channels, inputs, base_index, source_index,
                     out = out.astype("float64")
                     partial = (out.sum(axis=0)[None], np.square(out).sum(axis=0)[None])
                 accumulator.add([row], partial, stop - start)
-                if bar is not None:
-                    bar.update(stop - start)
-            if bar is not None:
-                bar.set_postfix_str(f"maps {row + 1}/{len(channels)}")
-    finally:
-        if bar is not None:
-            bar.close()
+                bar.update(stop - start)
+            bar.set_postfix_str(f"maps {row + 1}/{len(channels)}")
     maps = accumulator.result().astype("float32")
     return maps if keep_color else maps.mean(axis=-1)
 
@@ -460,12 +454,3 @@ class _Replicas:
         distributed = strategy.experimental_distribute_values_from_function(value_fn)
         result = strategy.run(lambda args: step(*args), args=(distributed,))
         return [strategy.reduce(tf.distribute.ReduceOp.SUM, r, axis=None) for r in result]
-
-
-def _progress(enabled, total, num_maps):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="hybrid", unit_scale=True, desc=f"influence maps ({num_maps})",
-                leave=False, smoothing=0.1)

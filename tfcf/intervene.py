@@ -60,6 +60,15 @@ def _plan(model):
     return entry
 
 
+def _segments(model, boundaries):
+    """Keras models cut at successive boundaries (lists of tensor ids), built once per model."""
+    graph, cache = _plan(model)
+    key = ("segments", tuple(tuple(b) for b in boundaries))
+    if key not in cache:
+        cache[key] = graph.segments(boundaries)[0]
+    return cache[key]
+
+
 class Split(tuple):
     """``(head, tail)`` with the description of what crosses the cut.
 
@@ -386,10 +395,7 @@ def intervene(model, interventions, base, source=None, batch_size=256):
     order = sorted(set(levels))
     boundaries = [[tid for (_, tids, _), lvl in zip(groups, levels) if lvl == level for tid in tids]
                   for level in order]
-    key = ("intervene", tuple(tuple(b) for b in boundaries))
-    if key not in cache:
-        cache[key] = graph.segments(boundaries)[0]
-    segments = cache[key]
+    segments = _segments(model, boundaries)
     actions = {tid: action for _, tids, action in groups for tid in tids}
 
     base_inputs = _as_input_list(base, graph, "base")

@@ -66,6 +66,46 @@ def atomic_write(path, mode="wb"):
             os.fsync(handle.fileno())
 
 
+def cache_dir():
+    """The folder for tfcf's caches: ``$TFCF_CACHE_DIR``, else ``~/.cache/tfcf``.
+
+    Example::
+
+        cache_dir() / "influence"      # cached influence maps
+    """
+    return Path(os.environ.get("TFCF_CACHE_DIR") or Path.home() / ".cache" / "tfcf")
+
+
+class _NoBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n=1):
+        pass
+
+    def set_postfix_str(self, text):
+        pass
+
+
+def progress_bar(total, enabled=True, description="", unit="it"):
+    """A tqdm bar (counts and rate) used as a context manager, or a silent stand-in.
+
+    Example::
+
+        with progress_bar(100, description="maps", unit="map") as bar:
+            bar.update(1)
+    """
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit=unit, unit_scale=True, leave=False,
+                smoothing=0.1)
+
+
 def save_json(path, data):
     """Write ``data`` as indented JSON, atomically. Example: ``save_json("r.json", {"a": 1})``."""
     with atomic_write(path, "w") as handle:

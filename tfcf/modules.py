@@ -22,6 +22,8 @@ import warnings
 import numpy as np
 from scipy import ndimage, optimize
 
+from tfcf.io import progress_bar
+
 METHODS = ("nmf", "kmeans")
 
 
@@ -285,7 +287,7 @@ def stability(maps, ks=(2, 3, 4, 5, 6), method="nmf", repeats=20, seed=0, window
     splits = [_three_way_split(count, seed, repeat) for repeat in range(repeats)]
     consistency = np.zeros((len(ks), repeats))
     cosine = np.zeros((len(ks), repeats))
-    with _progress_bar(len(ks) * repeats, progress, f"stability ({method})") as bar:
+    with progress_bar(len(ks) * repeats, progress, f"stability ({method})", "fit pair") as bar:
         for i, k in enumerate(ks):
             for repeat, (part_a, part_b, part_c) in enumerate(splits):
                 run_1 = np.concatenate([part_a, part_c])
@@ -322,25 +324,6 @@ def _match(first, second, size_a, size_b, size_c):
     dots = np.sum(templates_1 * templates_2, axis=1)
     cosines = np.divide(dots, norms, out=np.zeros(k), where=norms > 0)
     return float(consistency), float(cosines.mean())
-
-
-class _NoBar:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def update(self, n):
-        pass
-
-
-def _progress_bar(total, progress, description):
-    if not progress:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=description, unit="fit pair")
 
 
 # ----------------------------------------------------------------------------- validation
