@@ -111,13 +111,13 @@ def frechet_distance_from_statistics(mean_a, covariance_a, mean_b, covariance_b,
     """Frechet distance between Gaussians N(mean_a, covariance_a) and N(mean_b, covariance_b).
 
         d = frechet_distance_from_statistics(mu1, sigma1, mu2, sigma2)
-        d = frechet_distance_from_statistics(mu1, sigma1, mu2, sigma2, method="eigh")   # ~5x faster
+        d = frechet_distance_from_statistics(mu1, sigma1, mu2, sigma2, method="eigh")   # ~4x faster
 
     ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 sqrtm(S_a S_b))`` in float64. ``method="sqrtm"`` is TTUR's
     ``fid.py`` (scipy ``sqrtm``; retried with ``eps`` on the diagonals when not finite; an imaginary
     part above 1e-3 is an error). ``"eigh"`` computes the same trace from two symmetric
     eigendecompositions (TF-GAN's way, exact for covariance matrices); on 2048-d it takes about a
-    fifth of the time.
+    quarter of the time (7.5 s vs 30.4 s on 2 cores; values equal to 1e-14).
     """
     if method not in TRACE_METHODS:
         raise ValueError(f"method {method!r} is not one of {TRACE_METHODS}")
