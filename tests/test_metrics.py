@@ -53,7 +53,8 @@ def test_frechet_distance_of_diagonal_gaussians_has_closed_form():
 def test_frechet_distance_warns_below_2048_samples(rng):
     a = _features(rng, 50, 4)
     with pytest.warns(UserWarning, match="50 samples"):
-        metrics.frechet_distance(a, a + 0.1)
+        value = metrics.frechet_distance(a, a + 0.1)
+    assert value == pytest.approx(4 * 0.1**2, abs=1e-9)  # a shift only moves the means
 
 
 def test_frechet_distance_rejects_a_large_imaginary_part():
