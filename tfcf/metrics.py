@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from pathlib import Path
 
 import numpy as np
 
@@ -188,10 +187,9 @@ _EXTRACTORS = {}
 def _port_extractor(weights=None):
     import keras
 
-    from tfcf.fid_inception import _file_sha1, build_fid_inception, default_weights_path
+    from tfcf.fid_inception import build_fid_inception
 
-    path = Path(weights) if weights is not None else default_weights_path()
-    network = build_fid_inception(path)
+    network = build_fid_inception(weights)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
@@ -212,7 +210,7 @@ def _port_extractor(weights=None):
     else:  # pragma: no cover - other backends run eagerly
         def function(x):
             return network(x, training=False)
-    return _Extractor("port", f"fid_inception_port:{_file_sha1(path)}", function)
+    return _Extractor("port", f"fid_inception_port:{network.weights_sha1}", function)
 
 
 def _hub_extractor(handle):
