@@ -146,3 +146,26 @@ def isolated_cache(tmp_path_factory):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def mini_biggan(tmp_path_factory):
+    """(path, NumPy weights) of the miniature BigGAN-deep in TF1 Hub format (tests/hub_fixtures)."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("TF-Hub modules need the TensorFlow backend")
+    from hub_fixtures import build_mini_biggan
+
+    path = tmp_path_factory.mktemp("hub") / "mini_biggan"
+    return path, build_mini_biggan(path)
+
+
+@pytest.fixture(scope="session")
+def mini_classifier(tmp_path_factory):
+    """(path, size, kernel, bias) of a miniature TF-Hub classifier (TF2 SavedModel, 224 px)."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("TF-Hub modules need the TensorFlow backend")
+    from hub_fixtures import build_mini_classifier
+
+    path = tmp_path_factory.mktemp("hub") / "mini_classifier"
+    kernel, bias = build_mini_classifier(path, size=224)
+    return path, 224, kernel, bias
