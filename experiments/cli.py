@@ -22,6 +22,11 @@ COMMANDS = {
     "draft-fig7": "experiments.modules_figures:draft_fig7",
     "model1": "experiments.model1:model1",
     "table2": "experiments.table2:table2",
+    "fig5": "experiments.biggan:fig5",
+    "fig6": "experiments.biggan:fig6",
+    "fig14": "experiments.biggan:fig14",
+    "fig16": "experiments.biggan:fig16",
+    "table3": "experiments.biggan:table3",
     "reproduce": "experiments.reproduce:reproduce",
 }
 

@@ -47,9 +47,46 @@ PLAN = {
                ["--num-images", "2048"], ["--num-images", "10000", "--pairs", "1000", "--samples", "1000"],
                ["--num-images", "40", "--pairs", "16", "--samples", "16", "--fd-method", "eigh"]),
 }
+# --tiny (tests) runs on the miniature fixture module, whose Gblocks are 0..3.
+_BIGGAN_TINY = ["--blocks", "1", "--samples", "8", "--pairs", "8", "--examples", "2"]
+_BIGGAN_FULL = ["--samples", "256", "--pairs", "256", "--examples", "50"]
+PLAN.update({
+    "fig5": ("ICLR 2020 Figs. 1, 5, 13, 15: BigGAN-deep hybrids across classes (TF-Hub)",
+             [], _BIGGAN_FULL, _BIGGAN_TINY),
+    "fig6": ("ICLR 2020 Fig. 6: classifier recognition of BigGAN hybrids (TF-Hub)",
+             [], _BIGGAN_FULL, _BIGGAN_TINY),
+    "fig14": ("ICLR 2020 Fig. 14: entropy of resnet_v2_50 on koala/teddy hybrids (TF-Hub)",
+              [], _BIGGAN_FULL, _BIGGAN_TINY),
+    "fig16": ("ICLR 2020 Fig. 16: entropy of resnet_v2_50 on cock/ostrich hybrids (TF-Hub)",
+              [], _BIGGAN_FULL, _BIGGAN_TINY),
+    "table3": ("ICLR 2020 Table 3 / Fig. 17: four classifiers on chosen hybrids (TF-Hub)",
+               [], _BIGGAN_FULL, _BIGGAN_TINY + ["--block", "1"]),
+})
+
+
+def _hub_missing(*classifiers):
+    """Why the BigGAN commands cannot run offline (the folders to fill), or None."""
+    from tfcf.biggan import BIGGAN_HANDLES
+    from tfcf.hub import cache_folder, is_available
+    from tfcf.imagenet import CLASSIFIERS
+
+    handles = [BIGGAN_HANDLES[256]] + [CLASSIFIERS[name][0] for name in classifiers]
+    missing = [h for h in handles if not is_available(h)]
+    if not missing:
+        return None
+    return ("TF-Hub modules not in $TFHUB_CACHE_DIR: " + "; ".join(
+        f"{h} -> {cache_folder(h)}" for h in missing) + " (see README, BigGAN section)")
+
+
+_ALL_CLASSIFIERS = ("inception_v3", "inception_resnet_v2", "nasnet_large", "resnet_v2_50")
 # Commands that need data the user brings: name -> a function returning why they cannot run, or None.
 NEEDS = {"table2": lambda: None if _real_data() else
-         "no real images: set $TFCF_REAL_DATA to a folder of images or .npz shards (see tfcf table2 --help)"}
+         "no real images: set $TFCF_REAL_DATA to a folder of images or .npz shards (see tfcf table2 --help)",
+         "fig5": lambda: _hub_missing(),
+         "fig6": lambda: _hub_missing(*_ALL_CLASSIFIERS),
+         "fig14": lambda: _hub_missing("resnet_v2_50"),
+         "fig16": lambda: _hub_missing("resnet_v2_50"),
+         "table3": lambda: _hub_missing(*_ALL_CLASSIFIERS)}
 
 
 def _real_data():

@@ -263,3 +263,33 @@ def test_port_matches_torchscript_features(rng):
     with torch.inference_mode():
         reference = network(resized / 128 - 1).numpy()
     assert np.abs(ours - reference).max() <= 1e-3
+
+
+def test_top_class_entropy_by_hand():
+    from tfcf.metrics import top_class_entropy
+
+    probabilities = np.array([[0.5, 0.3, 0.1, 0.1, 0.0],
+                              [0.1, 0.1, 0.1, 0.1, 0.6],
+                              [0.0, 0.0, 1.0, 0.0, 0.0]])
+    entropies, classes = top_class_entropy(probabilities, top=3)
+    # mean probabilities 0.2, 0.133, 0.4, 0.067, 0.2: the top three are 2, then 0 and 4 (stable)
+    np.testing.assert_array_equal(classes, [2, 0, 4])
+    rows = probabilities[:, [2, 0, 4]] / probabilities[:, [2, 0, 4]].sum(1, keepdims=True)
+    golden = [-sum(p * np.log(p) for p in row if p > 0) for row in rows]
+    np.testing.assert_allclose(entropies, golden, atol=1e-12)
+    assert entropies[2] == 0.0
+    uniform, _ = top_class_entropy(np.full((2, 5), 0.2), classes=[1, 3, 4])
+    np.testing.assert_allclose(uniform, np.log(3), atol=1e-12)
+    with pytest.raises(ValueError, match="top must be in 1..5"):
+        top_class_entropy(probabilities, top=6)
+
+
+def test_recognition_rate_and_standard_error():
+    from tfcf.metrics import recognition_rate
+
+    result = recognition_rate([105, 850, 850, 3, 850, 105, 850, 9], [105, 850])
+    assert result["class"] == 850 and result["rate"] == 0.5 and result["count"] == 8
+    assert result["rates"] == {105: 0.25, 850: 0.5}
+    np.testing.assert_allclose(result["stderr"], np.sqrt(0.25 / 8))
+    with pytest.raises(ValueError, match="at least one prediction"):
+        recognition_rate([], [1])

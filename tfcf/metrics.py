@@ -31,7 +31,8 @@ import numpy as np
 from tfcf.io import atomic_write, cache_dir, progress_bar
 
 __all__ = ["INCEPTION_HANDLE", "Statistics", "fid", "feature_statistics", "frechet_distance",
-           "frechet_distance_from_statistics", "get_extractor", "inception_features"]
+           "frechet_distance_from_statistics", "get_extractor", "inception_features",
+           "recognition_rate", "top_class_entropy"]
 
 INCEPTION_HANDLE = "https://tfhub.dev/tensorflow/tfgan/eval/inception/1"
 EXTRACTORS = ("auto", "hub", "port")
@@ -372,3 +373,48 @@ def fid(images_a, images_b, extractor="auto", batch_size=50, value_range=(-1.0, 
     _warn_if_few(min(stats[0].count, stats[1].count), stats[0].mean.shape[0])
     return frechet_distance_from_statistics(stats[0].mean, stats[0].covariance, stats[1].mean, stats[1].covariance,
                                             method=method)
+
+
+def top_class_entropy(probabilities, top=10, classes=None):
+    """Entropy (nats) of each row restricted to a few classes and renormalised (ICLR Fig. 14).
+
+        entropies, classes = top_class_entropy(classifier.predict(hybrids), top=10)
+
+    ``classes`` default to the ``top`` classes with the largest mean probability over all rows
+    (the classes "receiving top ranking across all hybrids"); pass them to compare sets on the
+    same classes. Returns (entropies [N] in [0, log(top)], classes).
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if probabilities.ndim != 2 or not np.isfinite(probabilities).all() or (probabilities < 0).any():
+        raise ValueError("probabilities must be a finite, non-negative [N, classes] array, got "
+                         f"shape {probabilities.shape}")
+    if classes is None:
+        if not 1 <= int(top) <= probabilities.shape[1]:
+            raise ValueError(f"top must be in 1..{probabilities.shape[1]}, got {top}")
+        classes = np.argsort(-probabilities.mean(axis=0), kind="stable")[: int(top)]
+    classes = np.asarray(classes, dtype=int)
+    kept = probabilities[:, classes]
+    total = kept.sum(axis=1, keepdims=True)
+    kept = np.divide(kept, total, out=np.full_like(kept, 1.0 / len(classes)), where=total > 0)
+    logs = np.log(np.where(kept > 0, kept, 1.0))
+    return -(kept * logs).sum(axis=1), classes
+
+
+def recognition_rate(predicted, classes):
+    """How often the most recognised of ``classes`` is the top-1 prediction (ICLR Fig. 6).
+
+        result = recognition_rate(probabilities.argmax(1), [105, 850])
+        result["rate"], result["stderr"], result["class"]
+
+    Returns the rate of the class recognised most often among ``classes``, its binomial
+    standard error sqrt(p (1 - p) / n), that class, and the rate of every listed class.
+    """
+    predicted = np.asarray(predicted).ravel()
+    if len(predicted) == 0:
+        raise ValueError("recognition_rate needs at least one prediction")
+    classes = [int(c) for c in classes]
+    rates = {c: float(np.mean(predicted == c)) for c in classes}
+    best = max(classes, key=lambda c: rates[c])
+    rate = rates[best]
+    return {"class": best, "rate": rate, "count": int(len(predicted)),
+            "stderr": float(np.sqrt(rate * (1.0 - rate) / len(predicted))), "rates": rates}
