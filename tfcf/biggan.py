@@ -48,7 +48,7 @@ BIGGAN_HANDLES = {
     512: "https://tfhub.dev/deepmind/biggan-deep-512/1",
 }
 
-_CONV = re.compile(r"(?:^|/)Generator(?:_\d+)?/GBlock(?:_(\d+))?/conv(\d+)/")
+_CONV = re.compile(r"(?:^|/)Generator(?:_\d+)?/GBlock(?:_(\d+))?/conv(\d+)(?:_\d+)?/")
 _BIAS_OPS = ("BiasAdd", "Add", "AddV2")
 
 
