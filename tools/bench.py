@@ -3,6 +3,7 @@
     python tools/bench.py influence                 # face DCGAN, main.8, all channels
     python tools/bench.py influence --pairs 32 --layer main.5
     python tools/bench.py fid                       # FID Inception: Keras port vs TorchScript
+    python tools/bench.py sdr                       # SDR of every pathway, DCGAN G and D
 
 `influence`: elementary influence maps of every channel of a layer, computed (a) by the baseline a
 user would write with the core alone -- for each channel, `tfcf.hybrid` on all pairs (the whole
@@ -18,6 +19,16 @@ tfcf's Keras port (`tfcf.metrics.inception_features`, preprocessing included), b
 warm-up; prints the max feature difference, images per second of each, and the time of
 `frechet_distance` on 2048-d features with each method (TTUR's sqrtm, the symmetric eigh form). Needs torch (`pip install torch`) for the baseline. The last
 line reads `fid: <images/s> images/s (<ratio>x vs TorchScript)`.
+
+`sdr`: the spectral dependency ratio of every pathway (input -> middle -> output channel) of the
+successive conv pairs of the tensorlayer-preset DCGAN generator and discriminator (random
+initial weights: the cost does not depend on the values), by `tfcf.spectral.model_sdr` and by the
+straightforward triple loop over pathways a user would write: for each (i, m, o), the squared
+norm of `fine * (coarse upsampled by s)` with `scipy.signal.convolve2d` over the kernels'
+energies. The loop runs on `--loop-pathways` pathways drawn at random from each pair (all of
+them with `--full-loop`); its values are compared with the vectorised ones on those pathways,
+and its time per pathway is scaled to the total count. The last line reads
+`sdr: <ratio>x vs triple loop`.
 """
 
 from __future__ import annotations
@@ -191,6 +202,65 @@ def bench_fid(args):
     print(f"fid: {len(images) / ours_seconds:.2f} images/s ({ratio_text})")
 
 
+def _loop_sdr(fine, coarse, stride):
+    """One pathway, the direct way: ||f * c^s||^2 / (||f||^2 ||c||^2)."""
+    import numpy as np
+    from scipy.signal import convolve2d
+
+    upsampled = np.zeros(((coarse.shape[0] - 1) * stride + 1, (coarse.shape[1] - 1) * stride + 1))
+    upsampled[::stride, ::stride] = coarse
+    return np.sum(convolve2d(fine, upsampled) ** 2) / (np.sum(fine ** 2) * np.sum(coarse ** 2))
+
+
+def bench_sdr(args):
+    import numpy as np
+
+    from models import dcgan
+    from tfcf import spectral
+
+    models = [dcgan.build_generator("tensorlayer"), dcgan.build_discriminator("tensorlayer")]
+    spectral.model_sdr(models[0])  # warm-up (imports, first allocation)
+    started = time.perf_counter()
+    results = [spectral.model_sdr(model) for model in models]
+    vectorised = time.perf_counter() - started
+    rng = np.random.default_rng(0)
+    total, looped, loop_time, worst = 0, 0, 0.0, 0.0
+    for model, rhos in zip(models, results):
+        for (name_a, name_b), rho in rhos.items():
+            fine_name, _, stride = spectral.pair_layout(model, name_a, name_b)
+            a = np.transpose(spectral.layer_kernels(model.get_layer(name_a)), (2, 3, 0, 1))
+            b = np.transpose(spectral.layer_kernels(model.get_layer(name_b)), (2, 3, 0, 1))
+            a, b = a.astype(np.float64), b.astype(np.float64)
+            count = rho.size
+            total += count
+            if args.full_loop:
+                picks = np.ndindex(*rho.shape)
+            else:
+                flat = rng.choice(count, min(count, args.loop_pathways), replace=False)
+                picks = zip(*np.unravel_index(flat, rho.shape))
+            started = time.perf_counter()
+            values, where = [], []
+            for i, m, o in picks:
+                ka, kb = a[i, m], b[m, o]
+                fine, coarse = (kb, ka) if fine_name == "b" else (ka, kb)
+                values.append(_loop_sdr(fine, coarse, stride))
+                where.append((i, m, o))
+            loop_time += time.perf_counter() - started
+            looped += len(values)
+            index = tuple(np.array(where).T)
+            worst = max(worst, float(np.max(np.abs(rho[index] - np.array(values)))))
+            print(f"{model.name} {name_a} -> {name_b}: {count} pathways, stride {stride}, "
+                  f"rho median {np.nanmedian(rho):.3f}")
+    per_pathway = loop_time / looped
+    loop_estimate = per_pathway * total
+    print(f"vectorised: {total} pathways (G + D) in {vectorised:.2f} s "
+          f"({total / vectorised / 1e6:.1f} M pathways/s)")
+    print(f"triple loop: {looped} pathways in {loop_time:.2f} s ({per_pathway * 1e6:.1f} us each)"
+          f"; all {total}: {loop_estimate:.0f} s" + ("" if args.full_loop else " (scaled)"))
+    print(f"max |vectorised - loop| on the looped pathways: {worst:.2e}")
+    print(f"sdr: {loop_estimate / vectorised:.0f}x vs triple loop")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -204,11 +274,17 @@ def main(argv=None):
     fid.add_argument("--images", type=int, default=200)
     fid.add_argument("--batch-size", type=int, default=50)
     fid.add_argument("--fd-samples", type=int, default=4096)
+    sdr = commands.add_parser("sdr", help="SDR of all DCGAN pathways: vectorised vs a loop")
+    sdr.add_argument("--loop-pathways", type=int, default=3000,
+                     help="pathways per layer pair for the loop (sampled at random)")
+    sdr.add_argument("--full-loop", action="store_true", help="loop over every pathway")
     args = parser.parse_args(argv)
     if args.command == "influence":
         bench_influence(args)
     elif args.command == "fid":
         bench_fid(args)
+    elif args.command == "sdr":
+        bench_sdr(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,340 @@
+"""Spectral dependency ratios (SDR) between convolution kernels and activation maps.
+
+    rho = kernel_sdr(fine, coarse, stride=2)               # one pathway, two 2-D kernels
+    rhos = layer_sdr(generator, "g_h3_decon2d", "g_h4_decon2d")   # [in, middle, out] pathways
+    per_map = activation_sdr(activations, kernel, stride=2)       # eq. 8 of the 2018 workshop
+    loss = sdr_penalty(activations, kernel, stride=2)             # eq. 9, differentiable
+
+Convention. Two successive layers compose into ``y = f * (c * z^s)^s``: the kernel ``c`` acts at
+the coarser resolution, the signal is upsampled by ``s`` (zeros inserted), and ``f`` acts at the
+finer resolution. In the Fourier domain ``y^(u, v) = f^(u, v) c^(s u, s v) z^(s^2 u, s^2 v)``, so
+with white-noise input the spectral independence criterion compares ``f^(u, v)`` with
+``c^(s u, s v)``::
+
+    rho = <|f^(u, v) c^(s u, s v)|^2> / (<|f^|^2> <|c^|^2>)
+
+(the SDR paper's section 3.2 names the kernels g and h the other way round from its Figure 3
+caption; the pairing above follows from the composition). In a generator or decoder the *fine*
+kernel is the later (transposed) convolution and ``s`` its stride; in a discriminator or encoder
+the fine kernel is the earlier convolution and ``s`` its stride (by the noble identity
+``c * (x)_{down s} = (c^s * x)_{down s}``, the same formula). By Parseval the numerator is the
+squared norm of ``f * c^s`` and, over many pathways, the inner product of the autocorrelation of
+``f`` taken at lags that are multiples of ``s`` with the autocorrelation of ``c``: no frequency
+grid is needed and every pathway of two layers is one matrix product.
+
+Kernels are real, so |k^(-u)| = |k^(u)| and flips of either kernel do not change rho.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["activation_sdr", "conv_pairs", "kernel_sdr", "layer_kernels", "layer_sdr",
+           "model_sdr", "pair_layout", "sdr_penalty"]
+
+
+def _check_kernel(kernel, name, rank=2):
+    kernel = np.asarray(kernel, dtype=np.float64)
+    if kernel.ndim != rank:
+        raise ValueError(f"{name} must be a {rank}-D kernel, got shape {kernel.shape}")
+    if not np.isfinite(kernel).all():
+        raise ValueError(f"{name} holds non-finite values")
+    return kernel
+
+
+def _check_stride(stride):
+    if int(stride) != stride or int(stride) < 1:
+        raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
+    return int(stride)
+
+
+def _autocorrelation(kernels):
+    """Full 2-D autocorrelation of kernels [..., kh, kw] -> [..., 2kh-1, 2kw-1] (lag 0 centred)."""
+    kh, kw = kernels.shape[-2:]
+    size = (2 * kh - 1, 2 * kw - 1)
+    spectrum = np.fft.rfft2(kernels, s=size)
+    corr = np.fft.irfft2(np.abs(spectrum) ** 2, s=size)
+    return np.fft.fftshift(corr, axes=(-2, -1))
+
+
+def _lag_products(fine_kernels, coarse_kernels, stride):
+    """R_f at lags s*t and R_c at lags t, over the lags t where both can be non-zero.
+
+    Returns ([..., T] for fine, [..., T] for coarse)."""
+    rf = _autocorrelation(fine_kernels)
+    rc = _autocorrelation(coarse_kernels)
+    fh, fw = fine_kernels.shape[-2:]
+    ch, cw = coarse_kernels.shape[-2:]
+    # lags t with |s t| < fine size and |t| < coarse size
+    th = min((fh - 1) // stride, ch - 1)
+    tw = min((fw - 1) // stride, cw - 1)
+    rows = np.arange(-th, th + 1)
+    cols = np.arange(-tw, tw + 1)
+    fine_at = rf[..., (fh - 1) + stride * rows[:, None], (fw - 1) + stride * cols[None, :]]
+    coarse_at = rc[..., (ch - 1) + rows[:, None], (cw - 1) + cols[None, :]]
+    shape_f = fine_at.shape[:-2] + (-1,)
+    shape_c = coarse_at.shape[:-2] + (-1,)
+    return fine_at.reshape(shape_f), coarse_at.reshape(shape_c)
+
+
+def kernel_sdr(fine, coarse, stride):
+    """SDR of one pathway: ``<|f^(u,v) c^(su,sv)|^2> / (<|f^|^2> <|c^|^2>)``.
+
+        rho = kernel_sdr(later_generator_kernel, earlier_generator_kernel, stride=2)
+        kernel_sdr(f, delta, 2)           # 1.0: a delta coarse kernel is independent of anything
+
+    ``fine`` acts at the finer resolution, ``coarse`` at the coarser one (see the module
+    docstring for which layer is which). Returns NaN when either kernel is all zero.
+    """
+    fine = _check_kernel(fine, "fine")
+    coarse = _check_kernel(coarse, "coarse")
+    stride = _check_stride(stride)
+    rf, rc = _lag_products(fine, coarse, stride)
+    energy = (fine ** 2).sum() * (coarse ** 2).sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.dot(rf, rc) / energy) if energy > 0 else float("nan")
+
+
+# --------------------------------------------------------------------------- layers
+
+
+def layer_kernels(layer):
+    """A conv layer's kernel as ``[kh, kw, in, out]`` (Conv2D layout; Conv2DTranspose transposed).
+
+        kernels = layer_kernels(model.get_layer("g_h4_decon2d"))   # [5, 5, 64, 3]
+    """
+    import keras
+
+    if isinstance(layer, keras.layers.Conv2DTranspose):
+        return np.transpose(np.asarray(layer.kernel), (0, 1, 3, 2))
+    if isinstance(layer, keras.layers.Conv2D):
+        return np.asarray(layer.kernel)
+    raise ValueError(f"layer {layer.name!r} is a {type(layer).__name__}, not a Conv2D or "
+                     "Conv2DTranspose")
+
+
+def _conv_info(layer):
+    import keras
+
+    if not isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+        raise ValueError(f"layer {layer.name!r} is a {type(layer).__name__}; SDR needs Conv2D "
+                         "or Conv2DTranspose layers")
+    strides = tuple(layer.strides)
+    if strides[0] != strides[1]:
+        raise ValueError(f"layer {layer.name!r} has unequal strides {strides}")
+    if tuple(getattr(layer, "dilation_rate", (1, 1))) != (1, 1) or getattr(layer, "groups", 1) != 1:
+        raise ValueError(f"layer {layer.name!r} is dilated or grouped; not supported")
+    return isinstance(layer, keras.layers.Conv2DTranspose), strides[0]
+
+
+_PASS_THROUGH = ("BatchNormalization", "ReLU", "LeakyReLU", "ELU", "Activation", "Dropout",
+                 "SpatialDropout2D", "GaussianNoise", "PReLU", "LayerNormalization")
+
+
+def _predecessor_conv(model, layer):
+    """Walk back from ``layer`` through element-wise layers to the conv layer that feeds it."""
+    import keras
+
+    current = layer
+    passed = []
+    while True:
+        nodes = [n for n in current._inbound_nodes if n.operation is current]
+        parents = {id(t._keras_history.operation): t._keras_history.operation
+                   for n in nodes[:1] for t in keras.tree.flatten(n.input_tensors)}
+        if len(parents) != 1:
+            return None, passed
+        parent = next(iter(parents.values()))
+        if isinstance(parent, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+            return parent, passed
+        if type(parent).__name__ not in _PASS_THROUGH:
+            return None, passed + [f"{parent.name} ({type(parent).__name__})"]
+        passed.append(parent.name)
+        current = parent
+
+
+def pair_layout(model, layer_a, layer_b):
+    """How two successive conv layers pair: ``(fine, coarse, stride)`` with fine/coarse "a"/"b".
+
+        pair_layout(dcgan, "g_h3_decon2d", "g_h4_decon2d")     # ("b", "a", 2)
+        pair_layout(dcgan_d, "d_h0_conv2d", "d_h1_conv2d")     # ("a", "b", 2)
+    """
+    first, second = model.get_layer(layer_a), model.get_layer(layer_b)
+    transposed_a, stride_a = _conv_info(first)
+    transposed_b, stride_b = _conv_info(second)
+    parent, passed = _predecessor_conv(model, second)
+    if parent is not first:
+        found = parent.name if parent is not None else "no single conv layer"
+        detail = f" (through {', '.join(passed)})" if passed else ""
+        raise ValueError(f"layers {layer_a!r} and {layer_b!r} are not successive convolutions: "
+                         f"{layer_b!r} reads {found}{detail}; only element-wise layers "
+                         f"({', '.join(_PASS_THROUGH)}) may sit between them")
+    if transposed_b:
+        if not transposed_a and stride_a > 1:
+            raise ValueError(f"{layer_a!r} downsamples and {layer_b!r} upsamples: no SDR pairing")
+        return "b", "a", stride_b
+    if not transposed_a:
+        return "a", "b", stride_a
+    return "b", "a", 1
+
+
+def layer_sdr(model, layer_a, layer_b):
+    """SDR of every pathway ``in -> middle -> out`` of two successive conv layers.
+
+        rhos = layer_sdr(generator, "g_h3_decon2d", "g_h4_decon2d")   # [64, ... ] see below
+
+    ``layer_a`` comes first in the information flow. Returns ``[in channels of a, out channels
+    of a, out channels of b]``; entry ``[i, m, o]`` is :func:`kernel_sdr` of the kernels
+    ``a: i -> m`` and ``b: m -> o`` with the fine/coarse roles and stride of
+    :func:`pair_layout`. NaN where a kernel is all zero.
+    """
+    fine_name, _, stride = pair_layout(model, layer_a, layer_b)
+    kernel_a = layer_kernels(model.get_layer(layer_a)).astype(np.float64)  # kh kw I M
+    kernel_b = layer_kernels(model.get_layer(layer_b)).astype(np.float64)  # kh kw M O
+    a = np.transpose(kernel_a, (2, 3, 0, 1))  # [I, M, kh, kw]
+    b = np.transpose(kernel_b, (2, 3, 0, 1))  # [M, O, kh, kw]
+    if fine_name == "b":
+        rb, ra = _lag_products(b, a, stride)  # rb [M, O, T], ra [I, M, T]
+    else:
+        ra, rb = _lag_products(a, b, stride)
+    numerator = np.einsum("imt,mot->imo", ra, rb, optimize=True)
+    energy = (a ** 2).sum(axis=(2, 3))[:, :, None] * (b ** 2).sum(axis=(2, 3))[None, :, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(energy > 0, numerator / np.where(energy > 0, energy, 1.0), np.nan)
+
+
+def conv_pairs(model):
+    """Successive (transposed) convolution pairs ``(a, b)`` of a model, in information-flow order.
+
+        conv_pairs(dcgan_generator)   # [('g_h1_decon2d', 'g_h2_decon2d'), ..., ('g_h3_..', 'g_h4_..')]
+    """
+    import keras
+
+    pairs = []
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+            parent, _ = _predecessor_conv(model, layer)
+            if parent is not None:
+                pairs.append((parent.name, layer.name))
+    return pairs
+
+
+def model_sdr(model):
+    """:func:`layer_sdr` of every successive conv pair: ``{(a, b): rho [in, middle, out]}``.
+
+        rhos = model_sdr(discriminator)
+        values = np.concatenate([r.ravel() for r in rhos.values()])
+    """
+    return {pair: layer_sdr(model, *pair) for pair in conv_pairs(model)}
+
+
+# --------------------------------------------------------------------------- activations
+
+
+def _check_activations(activations, kernel):
+    activations = np.asarray(activations, dtype=np.float64)
+    kernel = np.asarray(kernel, dtype=np.float64)
+    if activations.ndim == 3 and kernel.ndim == 2:
+        return activations[..., None], kernel[:, :, None, None], True
+    if activations.ndim != 4 or kernel.ndim != 4:
+        raise ValueError(
+            "activation_sdr takes maps [B, H, W] with a kernel [kh, kw], or a layer's activations "
+            f"[B, H, W, C] with kernels [kh, kw, C, out]; got {activations.shape} and "
+            f"{kernel.shape}")
+    if activations.shape[-1] != kernel.shape[2]:
+        raise ValueError(f"activations have {activations.shape[-1]} channels but the kernel "
+                         f"[kh, kw, in, out] has {kernel.shape[2]} inputs")
+    return activations, kernel, False
+
+
+def activation_sdr(activations, kernel, stride, reduce=True):
+    """SDR between activation maps (Bartlett PSD over the batch) and the filters they feed.
+
+        rho = activation_sdr(maps, kernel, stride=2)            # maps [B, H, W], kernel [kh, kw]
+        per_map = activation_sdr(acts, kernels, stride=2)     # [B, H, W, C], [kh, kw, C, out] -> [C]
+
+    Eq. 8 of the ICML 2018 workshop paper: ``<(1/B) sum_i |f^(u,v) x_i^(su,sv)|^2> /
+    (<|f^|^2> <(1/B) sum_i |x_i^|^2>)`` where ``f`` acts on the maps upsampled by ``stride``
+    (zeros inserted, as a transposed convolution does). Computed exactly through Parseval:
+    autocorrelations of the maps (averaged over the batch) against those of the filters.
+    ``reduce=True`` averages over each map's outgoing filters ([C]); else ``[C, out]``.
+    """
+    stride = _check_stride(stride)
+    activations, kernel, single = _check_activations(activations, kernel)
+    maps = np.transpose(activations, (3, 0, 1, 2))  # [C, B, H, W]
+    filters = np.transpose(kernel, (2, 3, 0, 1))    # [C, O, kh, kw]
+    r_maps = _autocorrelation(maps).mean(axis=1)    # [C, 2H-1, 2W-1]
+    r_filters = _autocorrelation(filters)           # [C, O, 2kh-1, 2kw-1]
+    H, W = maps.shape[-2:]
+    kh, kw = filters.shape[-2:]
+    th, tw = min((kh - 1) // stride, H - 1), min((kw - 1) // stride, W - 1)
+    rows, cols = np.arange(-th, th + 1), np.arange(-tw, tw + 1)
+    rf = r_filters[..., (kh - 1) + stride * rows[:, None], (kw - 1) + stride * cols[None, :]]
+    rx = r_maps[..., (H - 1) + rows[:, None], (W - 1) + cols[None, :]]
+    numerator = np.einsum("cotu,ctu->co", rf, rx)
+    energy = (filters ** 2).sum(axis=(2, 3)) * (maps ** 2).sum(axis=(2, 3)).mean(axis=1)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.where(energy > 0, numerator / np.where(energy > 0, energy, 1.0), np.nan)
+    if single:
+        return float(rho[0, 0])
+    return np.nanmean(rho, axis=1) if reduce else rho
+
+
+def _dft_matrices(size, grid):
+    k = np.arange(grid)[:, None] * np.arange(size)[None, :]
+    angle = 2.0 * np.pi * k / grid
+    return np.cos(angle), -np.sin(angle)
+
+
+def sdr_penalty(activations, kernel, stride, grid=None):
+    """Eq. 9 of the ICML 2018 workshop paper, summed over (map, filter) pairs; differentiable.
+
+        loss = sdr_penalty(activations, layer.kernel, stride=2)    # keras.ops, any backend
+        loss = sdr_penalty(maps, kernel_2d, stride=2)              # one (map, filter) pair
+
+    For each pair: ``< |f^|^2 (|m^(su, sv)|^2 / <|m^(s.)|^2> - 1)^2 >`` with ``m`` the batch mean
+    of the map (the mean of the transforms is the transform of the mean), ``<.>`` the average
+    over a ``grid x grid`` DFT grid of the upsampled map (default: its size plus the kernel
+    size - 1). ``activations`` [B, H, W, C] and ``kernel`` [kh, kw, C, out] (Conv2D layout; pass
+    a Conv2DTranspose kernel transposed, e.g. ``keras.ops.transpose(k, (0, 1, 3, 2))``); or
+    [B, H, W] and [kh, kw]. Tensors in, a scalar tensor out.
+    """
+    from keras import ops
+
+    stride = _check_stride(stride)
+    activations = ops.convert_to_tensor(activations, "float32")
+    kernel = ops.convert_to_tensor(kernel, "float32")
+    if len(activations.shape) == 3 and len(kernel.shape) == 2:
+        activations = activations[..., None]
+        kernel = kernel[:, :, None, None]
+    if len(activations.shape) != 4 or len(kernel.shape) != 4:
+        raise ValueError(f"sdr_penalty takes [B, H, W, C] with [kh, kw, C, out] (or [B, H, W] "
+                         f"with [kh, kw]); got {tuple(activations.shape)} and "
+                         f"{tuple(kernel.shape)}")
+    height, width = int(activations.shape[1]) * stride, int(activations.shape[2]) * stride
+    kh, kw = int(kernel.shape[0]), int(kernel.shape[1])
+    grid_h = int(grid or height + kh - 1)
+    grid_w = int(grid or width + kw - 1)
+    mean_map = ops.mean(activations, axis=0)                       # [H, W, C]
+    # upsample by zero insertion: place the map on every stride-th pixel
+    rows = np.zeros((height, int(activations.shape[1])), "float32")
+    rows[np.arange(0, height, stride), np.arange(int(activations.shape[1]))] = 1.0
+    cols = np.zeros((width, int(activations.shape[2])), "float32")
+    cols[np.arange(0, width, stride), np.arange(int(activations.shape[2]))] = 1.0
+    up = ops.einsum("yh,hwc,xw->cyx", rows, mean_map, cols)        # [C, sH, sW]
+    cos_h, sin_h = (ops.convert_to_tensor(m, "float32") for m in _dft_matrices(height, grid_h))
+    cos_w, sin_w = (ops.convert_to_tensor(m, "float32") for m in _dft_matrices(width, grid_w))
+    real = ops.einsum("uy,cyx,vx->cuv", cos_h, up, cos_w) - ops.einsum(
+        "uy,cyx,vx->cuv", sin_h, up, sin_w)
+    imag = ops.einsum("uy,cyx,vx->cuv", sin_h, up, cos_w) + ops.einsum(
+        "uy,cyx,vx->cuv", cos_h, up, sin_w)
+    power = real ** 2 + imag ** 2                                   # [C, grid_h, grid_w]
+    normalised = power / (ops.mean(power, axis=(1, 2), keepdims=True) + 1e-12)
+    weight = (normalised - 1.0) ** 2
+    kcos_h, ksin_h = (ops.convert_to_tensor(m, "float32") for m in _dft_matrices(kh, grid_h))
+    kcos_w, ksin_w = (ops.convert_to_tensor(m, "float32") for m in _dft_matrices(kw, grid_w))
+    k_real = ops.einsum("uy,yxco,vx->couv", kcos_h, kernel, kcos_w) - ops.einsum(
+        "uy,yxco,vx->couv", ksin_h, kernel, ksin_w)
+    k_imag = ops.einsum("uy,yxco,vx->couv", ksin_h, kernel, kcos_w) + ops.einsum(
+        "uy,yxco,vx->couv", kcos_h, kernel, ksin_w)
+    filter_power = ops.sum(k_real ** 2 + k_imag ** 2, axis=1)       # [C, grid_h, grid_w]
+    return ops.sum(ops.mean(filter_power * weight, axis=(1, 2)))
