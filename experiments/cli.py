@@ -27,6 +27,15 @@ COMMANDS = {
     "fig14": "experiments.biggan:fig14",
     "fig16": "experiments.biggan:fig16",
     "table3": "experiments.biggan:table3",
+    "sdr-fig3a": "experiments.spectral_figures:sdr_fig3a",
+    "sdr-fig4": "experiments.spectral_figures:sdr_fig4",
+    "sdr-fig5": "experiments.spectral_figures:sdr_fig5",
+    "sdr-fig6": "experiments.spectral_figures:sdr_fig6",
+    "sdr-fig7": "experiments.spectral_figures:sdr_fig7",
+    "sdr-fig10": "experiments.spectral_figures:sdr_fig10",
+    "sdr-fig12": "experiments.spectral_figures:sdr_fig12",
+    "stretch-fig3": "experiments.spectral_figures:stretch_fig3",
+    "stretch-fig4": "experiments.spectral_figures:stretch_fig4",
     "reproduce": "experiments.reproduce:reproduce",
 }
 

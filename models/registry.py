@@ -110,3 +110,34 @@ def load_generator(name, layer=None, weights=None):
     if layer is not None:
         spec.layer = layer
     return spec
+
+
+INVERSE_NETWORKS = ("dcgan:<preset> (discriminator)", "vae:<preset> (encoder)", "<file>.keras")
+
+
+def load_inverse_network(name, weights=None):
+    """The network that maps images back (a discriminator or an encoder), for SDR comparisons.
+
+    Example::
+
+        discriminator = load_inverse_network("dcgan:tensorlayer", "net_d.npz")
+        encoder = load_inverse_network("vae:paper_celeba", "encoder.weights.h5")
+    """
+    name = str(name)
+    family, _, preset = name.partition(":")
+    if family in ("dcgan", "vae") and ":" in name:
+        from models import dcgan, vae
+
+        module = {"dcgan": dcgan, "vae": vae}[family]
+        preset = preset or next(iter(module.PRESETS))
+        model = dcgan.build_discriminator(preset) if family == "dcgan" else vae.build_encoder(preset)
+        _load_weights(model, weights, name)
+        return model
+    if name.endswith(".keras"):
+        import keras
+
+        if not Path(name).is_file():
+            raise FileNotFoundError(f"no Keras model file at {name}")
+        return keras.saving.load_model(name, compile=False)
+    raise ValueError(f"unknown discriminator/encoder {name!r}: valid names are "
+                     f"{list(INVERSE_NETWORKS)}")

@@ -30,7 +30,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["activation_sdr", "conv_pairs", "kernel_sdr", "layer_kernels", "layer_sdr",
-           "model_sdr", "pair_layout", "sdr_penalty"]
+           "model_sdr", "pair_layout", "sdr_penalty", "fine_resolution", "contribution_energy",
+           "zero_kernels"]
 
 
 def _check_kernel(kernel, name, rank=2):
@@ -225,6 +226,58 @@ def model_sdr(model):
         values = np.concatenate([r.ravel() for r in rhos.values()])
     """
     return {pair: layer_sdr(model, *pair) for pair in conv_pairs(model)}
+
+
+def fine_resolution(model, layer_a, layer_b):
+    """The image size (pixels per side) at which the fine kernel of a pair acts.
+
+        fine_resolution(generator, "g_h3_decon2d", "g_h4_decon2d")      # 64
+    """
+    fine_name, _, _ = pair_layout(model, layer_a, layer_b)
+    layer = model.get_layer(layer_b if fine_name == "b" else layer_a)
+    import keras
+
+    if isinstance(layer, keras.layers.Conv2DTranspose):
+        return int(layer.output.shape[1])
+    return int(layer.input.shape[1])
+
+
+def contribution_energy(model, layer_a, layer_b):
+    """Energy of each kernel ``i -> m`` of ``layer_a`` as it reaches ``layer_b``'s outputs.
+
+        energy = contribution_energy(generator, "g_h3_decon2d", "g_h4_decon2d")  # [in, mid]
+
+    ``||f_mo * c_mi^s||^2`` averaged over the outputs ``o`` of ``layer_b`` (the numerator of
+    :func:`kernel_sdr`, i.e. the energy of the pathway's composite kernel).
+    """
+    rho = layer_sdr(model, layer_a, layer_b)
+    a = layer_kernels(model.get_layer(layer_a)).astype(np.float64)
+    b = layer_kernels(model.get_layer(layer_b)).astype(np.float64)
+    energy = (a ** 2).sum(axis=(0, 1))[:, :, None] * (b ** 2).sum(axis=(0, 1))[None, :, :]
+    return np.nan_to_num(rho * energy).mean(axis=2)
+
+
+def zero_kernels(model, layer, keep):
+    """A copy of ``model`` whose ``layer`` kernels ``i -> m`` are zero where ``keep[i, m]`` is False.
+
+        pruned = zero_kernels(generator, "g_h3_decon2d", energy > np.median(energy))
+    """
+    import keras
+
+    keep = np.asarray(keep, dtype=bool)
+    original = model.get_layer(layer)
+    transposed = isinstance(original, keras.layers.Conv2DTranspose)
+    kernel = np.asarray(original.kernel)
+    expected = kernel.shape[2:][::-1] if transposed else kernel.shape[2:]
+    if keep.shape != tuple(expected):
+        raise ValueError(f"keep has shape {keep.shape}; layer {layer!r} has {expected[0]} "
+                         f"inputs x {expected[1]} outputs")
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    mask = keep.T if transposed else keep
+    target = copy.get_layer(layer)
+    target.kernel.assign(kernel * mask[None, None].astype(kernel.dtype))
+    return copy
 
 
 # --------------------------------------------------------------------------- activations

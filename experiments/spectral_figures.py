@@ -1,0 +1,468 @@
+"""The SDR papers' figures: spectral dependency between layers, filter removal, stretch distortion.
+
+    tfcf sdr-fig3a                 # one pathway of the generator: kernels, spectra, rho
+    tfcf sdr-fig4 --other dcgan:tensorlayer --other-weights net_d.npz   # G vs D histograms
+    tfcf sdr-fig5 --model vae:repo --weights dec.h5 --other vae:repo --other-weights enc.h5
+    tfcf sdr-fig6                  # remove low-energy, then low/high-SDR filters of layer 3
+    tfcf sdr-fig7 --generator "32ch b1=vae:paper_celeba@a.weights.h5" --generator ...
+    tfcf stretch-fig3              # workshop Fig. 3a-d: stretch each level, errors per scale
+    tfcf stretch-fig4 --checkpoint 1000=vae:repo@s1000.h5 --checkpoint 2000=vae:repo@s2000.h5
+
+Every command runs on the pretrained face DCGAN by default (generator only) and takes the
+papers' models with ``--model``/``--weights`` once trained.
+"""
+
+from __future__ import annotations
+
+import click
+
+from experiments._common import cli_errors, load_spec, model_options, outdir_options, prepare, step
+
+
+def _finish(outdir, started, seed, params, payload):
+    from tfcf.io import run_metadata, save_json
+
+    payload["run"] = run_metadata(seed, params, started=started)
+    save_json(outdir / "results.json", payload)
+    step(f"wrote {outdir} ({payload['run']['run_time_s']} s)")
+
+
+def _summary(values):
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64).ravel()
+    values = values[np.isfinite(values)]
+    quantiles = np.quantile(values, [0.05, 0.25, 0.5, 0.75, 0.95]).tolist() if len(values) else []
+    return {"count": int(len(values)), "mean": float(values.mean()) if len(values) else None,
+            "quantiles_5_25_50_75_95": quantiles,
+            "fraction_below_0.9": float(np.mean(values < 0.9)) if len(values) else None,
+            "fraction_above_1.45": float(np.mean(values > 1.45)) if len(values) else None}
+
+
+def sdr_by_resolution(model):
+    """``{resolution: rho values}`` over every successive conv pair of ``model``."""
+    from tfcf import spectral
+
+    return {spectral.fine_resolution(model, a, b): spectral.layer_sdr(model, a, b)
+            for a, b in spectral.conv_pairs(model)}
+
+
+def _generator_pairs(spec):
+    from tfcf import spectral
+
+    pairs = spectral.conv_pairs(spec.model)
+    if not pairs:
+        raise ValueError(f"{spec.name} has no successive conv layers")
+    return pairs
+
+
+@click.command("sdr-fig3a")
+@model_options
+@click.option("--layers", default=None,
+              help="Two successive conv layers a,b.  [default: the first strided pair]")
+@click.option("--pathway", default=None,
+              help="i,m,o channels.  [default: a random pathway among the strongest half]")
+@outdir_options("outputs/sdr-fig3a")
+@click.pass_context
+@cli_errors
+def sdr_fig3a(ctx, model_name, weights, layer, layers, pathway, outdir, seed, overwrite):
+    """SDR paper Fig. 3a: one pathway between two generator layers, in space and frequency.
+
+    \b
+    Examples:
+      tfcf sdr-fig3a
+      tfcf sdr-fig3a --model dcgan:tensorlayer --weights net_g.npz --layers g_h1_decon2d,g_h2_decon2d
+    """
+    outdir, started = prepare(ctx, outdir, overwrite)
+    import numpy as np
+
+    from tfcf import spectral
+    from tfcf.io import save_figure
+    from tfcf.plots_spectral import pathway_figure
+
+    spec = load_spec(ctx, model_name, weights, layer)
+    if layers:
+        pair = tuple(layers.split(","))
+    else:
+        # the first strided pair after the projection from z (whose input is 1x1)
+        pair = next((p for p in _generator_pairs(spec)
+                     if spectral.pair_layout(spec.model, *p)[2] > 1
+                     and spec.model.get_layer(p[0]).input.shape[1] > 1),
+                    _generator_pairs(spec)[0])
+    rho = spectral.layer_sdr(spec.model, *pair)
+    fine_name, _, stride = spectral.pair_layout(spec.model, *pair)
+    if pathway:
+        i, m, o = (int(v) for v in pathway.split(","))
+    else:
+        energy = spectral.contribution_energy(spec.model, *pair)[:, :, None] * np.ones_like(rho)
+        strong = np.flatnonzero(energy.ravel() >= np.median(energy))
+        i, m, o = np.unravel_index(np.random.default_rng(seed).choice(strong), rho.shape)
+    a = spectral.layer_kernels(spec.model.get_layer(pair[0]))[:, :, i, m]
+    b = spectral.layer_kernels(spec.model.get_layer(pair[1]))[:, :, m, o]
+    fine, coarse = (b, a) if fine_name == "b" else (a, b)
+    value = spectral.kernel_sdr(fine, coarse, stride)
+    save_figure(pathway_figure(fine, coarse, stride, value, title=(
+        f"SDR Fig. 3a: {pair[0]} ({i}->{m}) then {pair[1]} ({m}->{o}), rho = {value:.3f}")),
+        outdir / "pathway.png")
+    _finish(outdir, started, seed, {"model": model_name, "weights": weights, "layers": pair,
+                                    "pathway": [int(i), int(m), int(o)]},
+            {"figure": "SDR paper Fig. 3a", "generator": spec.description, "rho": value,
+             "stride": stride, "fine_layer": pair[1] if fine_name == "b" else pair[0],
+             "layer_pair": _summary(rho), "files": ["pathway.png"]})
+
+
+def _histogram_command(name, figure, other_label, default_other):
+    @click.command(name)
+    @model_options
+    @click.option("--other", "other_name", default=None,
+                  help=f"The {other_label}: {default_other} or a .keras file.  [default: none]")
+    @click.option("--other-weights", type=click.Path(dir_okay=False), default=None,
+                  help=f"Weights of the {other_label}.")
+    @outdir_options(f"outputs/{name}")
+    @click.pass_context
+    @cli_errors
+    def command(ctx, model_name, weights, layer, other_name, other_weights, outdir, seed,
+                overwrite):
+        outdir, started = prepare(ctx, outdir, overwrite)
+        from models.registry import load_inverse_network
+        from tfcf.io import atomic_write, save_figure
+        from tfcf.plots_spectral import sdr_histograms_figure
+
+        spec = load_spec(ctx, model_name, weights, layer)
+        step("[1/2] SDR of every pathway of the generator")
+        groups = {"generator" if other_label == "discriminator" else "decoder":
+                  sdr_by_resolution(spec.model)}
+        if other_name:
+            step(f"[2/2] SDR of every pathway of the {other_label}")
+            try:
+                other = load_inverse_network(other_name, other_weights)
+            except FileNotFoundError as error:
+                ctx.fail(str(error))
+            groups[other_label] = sdr_by_resolution(other)
+        else:
+            step(f"[2/2] no --other: the {other_label} is not analysed")
+        save_figure(sdr_histograms_figure(groups, title=(
+            f"{figure}: SDR per resolution level, {' vs '.join(groups)}")),
+            outdir / "sdr_histograms.png")
+        import numpy as np
+
+        with atomic_write(outdir / "rho.npz") as handle:
+            np.savez(handle, **{f"{net}_{level}": values.astype("float32")
+                                for net, levels in groups.items()
+                                for level, values in levels.items()})
+        _finish(outdir, started, seed,
+                {"model": model_name, "weights": weights, "other": other_name,
+                 "other_weights": other_weights},
+                {"figure": figure, "generator": spec.description,
+                 "summary": {net: {str(level): _summary(values) for level, values in
+                                   levels.items()} for net, levels in groups.items()},
+                 "note": "" if other_name else f"no {other_label} given (--other)",
+                 "files": ["sdr_histograms.png", "rho.npz"]})
+
+    command.help = f"""{figure}: histograms of the SDR of every pathway, per resolution level,
+    generator vs {other_label} superimposed.
+
+    \b
+    Examples:
+      tfcf {name}
+      tfcf {name} --model {default_other.split(' ')[0]} --weights G --other {default_other.split(' ')[0]} --other-weights D
+    """
+    return command
+
+
+sdr_fig4 = _histogram_command("sdr-fig4", "SDR paper Fig. 4", "discriminator", "dcgan:<preset>")
+sdr_fig5 = _histogram_command("sdr-fig5", "SDR paper Fig. 5", "encoder", "vae:<preset>")
+
+
+def _removal_command(name, figure, default_examples):
+    @click.command(name)
+    @model_options
+    @click.option("--layers", default=None,
+                  help="The last-but-one and last conv layers.  [default: the model's last pair]")
+    @click.option("--keep", type=click.FloatRange(0, 1), default=0.52, show_default=True,
+                  help="Fraction of the layer's kernels kept by energy (paper: 4,260 of 8,192).")
+    @click.option("--low", type=float, default=0.9, show_default=True,
+                  help="Kernels whose average rho is below this are the 'low' set.")
+    @click.option("--high", type=float, default=1.45, show_default=True,
+                  help="Kernels whose average rho is above this are the 'high' set.")
+    @click.option("--examples", type=click.IntRange(1, 32), default=default_examples,
+                  show_default=True)
+    @outdir_options(f"outputs/{name}")
+    @click.pass_context
+    @cli_errors
+    def command(ctx, model_name, weights, layer, layers, keep, low, high, examples, outdir,
+                seed, overwrite):
+        outdir, started = prepare(ctx, outdir, overwrite)
+        import numpy as np
+
+        from tfcf import spectral
+        from tfcf.io import save_figure
+        from tfcf.plots import image_grid
+
+        spec = load_spec(ctx, model_name, weights, layer)
+        pair = tuple(layers.split(",")) if layers else _generator_pairs(spec)[-1]
+        rho = spectral.layer_sdr(spec.model, *pair)
+        energy = spectral.contribution_energy(spec.model, *pair)       # [in, mid]
+        average = np.nanmean(rho, axis=2)                              # [in, mid]
+        kept = energy >= np.quantile(energy, 1.0 - keep)
+        low_set = kept & (average < low)
+        high_set = kept & (average > high)
+        count = int(min(low_set.sum(), high_set.sum()))
+        order = np.argsort(np.where(kept, average, np.nan), axis=None)
+        finite = order[np.isfinite(np.where(kept, average, np.nan).ravel()[order])]
+        lowest, highest = finite[:count], finite[::-1][:count]
+        without_low, without_high = kept.copy(), kept.copy()
+        without_low.ravel()[lowest] = False
+        without_high.ravel()[highest] = False
+        z = spec.sample_latent(examples, seed=seed)
+        columns = [np.asarray(spec.model.predict(z, verbose=0))]
+        for mask in (kept, without_low, without_high):
+            columns.append(np.asarray(spectral.zero_kernels(spec.model, pair[0], mask).predict(
+                z, verbose=0)))
+        total = int(energy.size)
+        titles = [f"original\n({total} kernels)", f"low energy removed\n({int(kept.sum())})",
+                  f"+ {count} lowest rho\n({int(without_low.sum())})",
+                  f"+ {count} highest rho\n({int(without_high.sum())})"]
+        save_figure(image_grid(np.stack(columns, axis=1), column_titles=titles, title=(
+            f"{figure}: removing kernels of {pair[0]} (rho with {pair[1]})")),
+            outdir / "removal.png")
+        _finish(outdir, started, seed,
+                {"model": model_name, "weights": weights, "layers": pair, "keep": keep,
+                 "low": low, "high": high, "examples": examples},
+                {"figure": figure, "generator": spec.description, "kernels": total,
+                 "kept_by_energy": int(kept.sum()), "below_low": int(low_set.sum()),
+                 "above_high": int(high_set.sum()), "removed_each": count,
+                 "after_low_removal": int(without_low.sum()),
+                 "after_high_removal": int(without_high.sum()),
+                 "mean_abs_change": {
+                     "energy": float(np.abs(columns[1] - columns[0]).mean()),
+                     "low_rho": float(np.abs(columns[2] - columns[1]).mean()),
+                     "high_rho": float(np.abs(columns[3] - columns[1]).mean())},
+                 "files": ["removal.png"]})
+
+    command.help = f"""{figure}: zero the low-energy kernels of the last-but-one generator
+    layer, then additionally the kernels with the lowest (< --low) or the highest (> --high)
+    average rho with the last layer, in equal numbers; sample grids of each.
+
+    \b
+    Examples:
+      tfcf {name}
+      tfcf {name} --model dcgan:tensorlayer --weights net_g.npz
+    """
+    return command
+
+
+sdr_fig6 = _removal_command("sdr-fig6", "SDR paper Fig. 6", 4)
+sdr_fig10 = _removal_command("sdr-fig10", "SDR paper Fig. 10", 10)
+
+
+def _parse_models(ctx, entries, what):
+    """LABEL=NAME[@WEIGHTS] -> [(label, spec)]."""
+    from pathlib import Path
+
+    from models.registry import GeneratorSpec
+
+    specs = []
+    for entry in entries:
+        label, equals, rest = entry.partition("=")
+        if not equals or not rest:
+            ctx.fail(f"{what} {entry!r} must read LABEL=MODEL[@WEIGHTS]")
+        name, _, weights = (part.strip() for part in rest.partition("@"))
+        if name.endswith(".keras"):
+            import keras
+
+            if not Path(name).is_file():
+                ctx.fail(f"no Keras model file at {name}")
+            model = keras.saving.load_model(name, compile=False)
+            spec = GeneratorSpec(Path(name).stem, model, stretch_levels(model)[-1],
+                                 description=f"Keras model file {name}")
+        else:
+            spec = load_spec(ctx, name, weights or None, None)
+        specs.append((label.strip(), spec))
+    return specs
+
+
+def _compare_command(name, figure, option, help_text):
+    @click.command(name)
+    @click.option(f"--{option}", "entries", multiple=True, required=True,
+                  help=f"{help_text}: LABEL=MODEL[@WEIGHTS]; repeat.")
+    @click.option("--examples", type=click.IntRange(1, 32), default=6, show_default=True)
+    @outdir_options(f"outputs/{name}")
+    @click.pass_context
+    @cli_errors
+    def command(ctx, entries, examples, outdir, seed, overwrite):
+        outdir, started = prepare(ctx, outdir, overwrite)
+        import numpy as np
+
+        from tfcf.io import save_figure
+        from tfcf.plots import image_grid
+        from tfcf.plots_spectral import sdr_histograms_figure
+
+        specs = _parse_models(ctx, entries, option)
+        groups, rows = {}, []
+        for label, spec in specs:
+            step(f"    {label}: SDR of every pathway, {examples} samples")
+            groups[label] = sdr_by_resolution(spec.model)
+            rows.append(np.asarray(spec.model.predict(spec.sample_latent(examples, seed=seed),
+                                                      verbose=0)))
+        save_figure(sdr_histograms_figure(groups, title=f"{figure}: SDR per resolution level"),
+                    outdir / "sdr_histograms.png")
+        save_figure(image_grid(np.stack(rows), row_titles=[label for label, _ in specs],
+                               title=f"{figure}: samples"), outdir / "samples.png")
+        _finish(outdir, started, seed, {option: list(entries), "examples": examples},
+                {"figure": figure,
+                 "summary": {label: {str(level): _summary(values) for level, values in
+                                     levels.items()} for label, levels in groups.items()},
+                 "files": ["sdr_histograms.png", "samples.png"]})
+
+    command.help = f"""{figure}: samples and SDR histograms of several generators.
+
+    \b
+    Examples:
+      tfcf {name} --{option} "a=vae:paper_celeba@a.weights.h5" --{option} "b=vae:paper_celeba@b.weights.h5"
+    """
+    return command
+
+
+sdr_fig7 = _compare_command("sdr-fig7", "SDR paper Figs. 7-9 (VAE variants)", "generator",
+                            "A VAE variant (32 or 64 channels x beta 1 or 0.1)")
+sdr_fig12 = _compare_command("sdr-fig12", "SDR paper Figs. 12-13 (dropout along training)",
+                             "checkpoint", "A checkpoint of the DCGAN trained with dropout")
+
+
+def stretch_levels(model):
+    """The generator's hidden activation layers with spatial maps (at most the last four)."""
+    import keras
+
+    activations = (keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.ELU,
+                   keras.layers.Activation)
+    output = model.outputs[0]
+    layers = [layer for layer in model.layers if isinstance(layer, activations)
+              and len(layer.output.shape) == 4 and layer.output is not output]
+    return [layer.name for layer in layers][-4:]
+
+
+def _distortion_errors(spec, layers, z, factor, levels):
+    from tfcf import distortion
+
+    errors, images = {}, {}
+    for layer_name in layers:
+        distorted, reference = distortion.distort(spec.model, layer_name, z, factor=factor)
+        errors[layer_name] = distortion.scale_errors(distorted, reference, levels)
+        images[layer_name] = (distorted, reference)
+    return errors, images
+
+
+@click.command("stretch-fig3")
+@model_options
+@click.option("--layers", default=None, help="Layers to stretch, comma-separated, coarse to "
+              "fine.  [default: the last four hidden activation layers]")
+@click.option("--factor", type=float, default=1.5, show_default=True)
+@click.option("--levels", type=click.IntRange(1), default=5, show_default=True,
+              help="Wavelet scales (components).")
+@click.option("--samples", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--examples", type=click.IntRange(1, 16), default=4, show_default=True)
+@outdir_options("outputs/stretch-fig3")
+@click.pass_context
+@cli_errors
+def stretch_fig3(ctx, model_name, weights, layer, layers, factor, levels, samples, examples,
+                 outdir, seed, overwrite):
+    """Workshop Fig. 3a-d: stretch every map of one layer, compare with the stretched output.
+
+    Writes distortions.png (rows: original, each distorted level, stretched original),
+    scale_differences.png (one example: difference per wavelet scale and level) and
+    scale_errors.png (histograms over --samples images of the per-scale squared error).
+
+    \b
+    Examples:
+      tfcf stretch-fig3
+      tfcf stretch-fig3 --model vae:repo --weights decoder.weights.h5
+    """
+    outdir, started = prepare(ctx, outdir, overwrite)
+    import numpy as np
+
+    from tfcf import distortion
+    from tfcf.io import save_figure
+    from tfcf.plots import image_grid
+    from tfcf.plots_spectral import scale_errors_figure
+
+    spec = load_spec(ctx, model_name, weights, layer)
+    names = layers.split(",") if layers else stretch_levels(spec.model)
+    z = spec.sample_latent(samples, seed=seed)
+    step(f"[1/2] stretching {', '.join(names)} by {factor} on {samples} samples")
+    errors, images = _distortion_errors(spec, names, z, factor, levels)
+    originals = np.asarray(spec.model.predict(z[:examples], verbose=0))
+    reference = images[names[0]][1][:examples]
+    rows = [originals] + [images[n][0][:examples] for n in names] + [reference]
+    step("[2/2] figures")
+    save_figure(image_grid(np.stack(rows), row_titles=["original"] + names + ["stretched\noriginal"],
+                           title=f"Stretch by {factor} of each layer's maps"),
+                outdir / "distortions.png")
+    differences = np.stack([distortion.scale_components(images[n][0][:1] - images[n][1][:1],
+                                                        levels)[:, 0] for n in names])
+    scale = float(np.abs(differences).max()) or 1.0
+    save_figure(image_grid(differences / scale, row_titles=names,
+                           column_titles=[f"scale {j + 1}" for j in range(levels)],
+                           title="distorted - stretched original, per wavelet scale "
+                                 "(1 = coarsest)"), outdir / "scale_differences.png")
+    save_figure(scale_errors_figure(errors, title="per-scale squared error of each perturbed "
+                                                  "layer"), outdir / "scale_errors.png")
+    _finish(outdir, started, seed,
+            {"model": model_name, "weights": weights, "layers": names, "factor": factor,
+             "levels": levels, "samples": samples},
+            {"figure": "ICML 2018 workshop Fig. 3a-d", "generator": spec.description,
+             "mean_error_per_scale": {n: errors[n].mean(axis=0).tolist() for n in names},
+             "total_mean_squared_error": {n: float(np.mean((images[n][0] - images[n][1]) ** 2))
+                                          for n in names},
+             "files": ["distortions.png", "scale_differences.png", "scale_errors.png"]})
+
+
+@click.command("stretch-fig4")
+@click.option("--checkpoint", "entries", multiple=True, required=True,
+              help="STEP=MODEL@WEIGHTS, one per checkpoint along training; repeat.")
+@click.option("--layer", default=None, help="The stretched (fine-level) layer.  [default: the "
+              "second-to-last hidden activation layer]")
+@click.option("--factor", type=float, default=1.5, show_default=True)
+@click.option("--levels", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--samples", type=click.IntRange(1), default=64, show_default=True)
+@outdir_options("outputs/stretch-fig4")
+@click.pass_context
+@cli_errors
+def stretch_fig4(ctx, entries, layer, factor, levels, samples, outdir, seed, overwrite):
+    """Workshop Fig. 4a/b: the stretch error of the fine level along training, per scale.
+
+    \b
+    Examples:
+      tfcf stretch-fig4 --checkpoint 10000=vae:repo@s10000.h5 --checkpoint 50000=vae:repo@s50000.h5
+    """
+    outdir, started = prepare(ctx, outdir, overwrite)
+    import numpy as np
+
+    from tfcf.io import save_figure
+    from tfcf.plots_spectral import series_figure
+
+    specs = _parse_models(ctx, entries, "checkpoint")
+    try:
+        steps = [int(label) for label, _ in specs]
+    except ValueError:
+        ctx.fail("--checkpoint labels must be training steps (integers)")
+    per_scale, total = [], []
+    for (label, spec) in specs:
+        name = layer or stretch_levels(spec.model)[-2]
+        z = spec.sample_latent(samples, seed=seed)
+        errors, images = _distortion_errors(spec, [name], z, factor, levels)
+        per_scale.append(errors[name].mean(axis=0))
+        total.append(float(np.mean((images[name][0] - images[name][1]) ** 2)))
+    per_scale = np.array(per_scale)
+    save_figure(series_figure(steps, {f"scale {j + 1}": per_scale[:, j] for j in range(levels)},
+                              "mean squared error", title="stretch error per wavelet scale "
+                                                          "(1 = coarsest)"),
+                outdir / "per_scale.png")
+    save_figure(series_figure(steps, {"complete picture": total}, "mean squared error",
+                              title="stretch error of the complete picture"),
+                outdir / "total.png")
+    _finish(outdir, started, seed, {"checkpoints": list(entries), "layer": layer,
+                                    "factor": factor, "levels": levels, "samples": samples},
+            {"figure": "ICML 2018 workshop Fig. 4a/b", "steps": steps,
+             "per_scale": per_scale.tolist(), "total": total,
+             "files": ["per_scale.png", "total.png"]})
