@@ -61,7 +61,7 @@ def demo(ctx, model_name, weights, layer, examples, blocks, samples, pairs, k, r
         stability_figure,
     )
 
-    step(f"[1/6] loading generator {model_name!r}")
+    step(f"[1/7] loading generator {model_name!r}")
     spec = load_spec(ctx, model_name, weights, layer)
     head, _ = tfcf.split(spec.model, spec.layer)
     layer_shape = [int(d) for d in head.outputs[0].shape[1:]]
@@ -70,7 +70,7 @@ def demo(ctx, model_name, weights, layer, examples, blocks, samples, pairs, k, r
         ctx.fail(f"--blocks {blocks} exceeds the {num_channels} channels of layer {spec.layer!r}")
     z = spec.sample_latent(max(samples, 2 * examples), seed=seed)
 
-    step(f"[2/6] hybrids of {blocks} channel blocks of {spec.layer} {layer_shape}")
+    step(f"[2/7] hybrids of {blocks} channel blocks of {spec.layer} {layer_shape}")
     channel_blocks = [b.tolist() for b in np.array_split(np.arange(num_channels), blocks)]
     block_images = module_hybrids(spec, spec.layer, channel_blocks, z, examples, seed)
     titles = ["Original 1", "Original 2"] + [f"Hybrid: ch {b[0]}-{b[-1]}" for b in channel_blocks]
@@ -82,7 +82,7 @@ def demo(ctx, model_name, weights, layer, examples, blocks, samples, pairs, k, r
     ), outdir / "hybrids.png")
     block_change = [float(np.abs(h - block_images[0]).mean()) for h in block_images[2:]]
 
-    step(f"[3/6] elementary influence maps of {num_channels} channels, {pairs} pairs")
+    step(f"[3/7] elementary influence maps of {num_channels} channels, {pairs} pairs")
     _, maps = elementary_maps(spec, spec.layer, samples, pairs, seed)
     influence = tfcf.individual_influence(maps)
     strongest = np.argsort(-influence)[:16]
@@ -91,7 +91,7 @@ def demo(ctx, model_name, weights, layer, examples, blocks, samples, pairs, k, r
                                             "(16 most influential channels)"),
                 outdir / "influence_maps.png")
 
-    step(f"[4/6] NMF modules (k={k}) and module hybrids")
+    step(f"[4/7] NMF modules (k={k}) and module hybrids")
     clustering, live, modules = cluster_live(maps, k, seed)
     save_figure(cluster_figure(maps[live], clustering, channels=live,
                                title=f"{k} modules of {spec.layer}: NMF templates and example "
@@ -103,18 +103,26 @@ def demo(ctx, model_name, weights, layer, examples, blocks, samples, pairs, k, r
 
     # Each stability run clusters two thirds of the maps: k must stay below that count.
     ks = [value for value in range(2, 7) if value <= (2 * len(live)) // 3]
-    step(f"[5/6] stability for k = {ks}, {repeats} repeats, NMF and k-means")
+    step(f"[5/7] stability for k = {ks}, {repeats} repeats, NMF and k-means")
     stability = [tfcf.stability(maps[live], ks=ks, method=method, repeats=repeats, seed=seed)
                  for method in ("nmf", "kmeans")]
     save_figure(stability_figure(stability, title=f"Cluster stability of {spec.layer}"),
                 outdir / "stability.png")
 
-    step("[6/6] magnitude of causal effects")
+    step("[6/7] magnitude of causal effects")
     effects = causal_effect_magnitude(spec.model, spec.layer, z[:samples], maps[live],
                                       ks=[1] + ks, num_pairs=pairs, seed=seed, channels=live)
     save_figure(magnitude_figure(effects["ks"], effects["mean_influence"],
                                  effects["module_sizes"], effects["module_influences"],
                                  title="Magnitude of causal effects"), outdir / "magnitude.png")
+
+    step("[7/7] spectral dependency ratios of every pathway of the generator")
+    from experiments.spectral_figures import _summary, sdr_by_resolution
+    from tfcf.plots_spectral import sdr_histograms_figure
+
+    sdr = sdr_by_resolution(spec.model)
+    save_figure(sdr_histograms_figure({"generator": sdr}, title=(
+        "Spectral dependency ratio of successive layers' kernels")), outdir / "sdr.png")
 
     np.save(outdir / "influence_maps.npy", maps)
     results = outdir / "results.json"
@@ -132,8 +140,10 @@ def demo(ctx, model_name, weights, layer, examples, blocks, samples, pairs, k, r
         "module_sizes": [len(m) for m in modules],
         "stability": {"nmf": stability[0].to_dict(), "kmeans": stability[1].to_dict()},
         "causal_effects": effects,
+        "sdr": {str(level): _summary(values) for level, values in sdr.items()},
         "files": ["report.html", "hybrids.png", "influence_maps.png", "clusters.png",
-                  "module_hybrids.png", "stability.png", "magnitude.png", "influence_maps.npy"],
+                  "module_hybrids.png", "stability.png", "magnitude.png", "sdr.png",
+                  "influence_maps.npy"],
         "run": run_metadata(seed, {"model": model_name, "weights": weights, "layer": spec.layer,
                                    "examples": examples, "blocks": blocks, "samples": samples,
                                    "pairs": pairs, "k": k, "repeats": repeats},
@@ -220,7 +230,21 @@ def demo_report(results, outdir, spec, stability):
     fit = effects["regression"]
     report.note(f"Influence vs module size: slope {fit['slope']:.4g} per channel, "
                 f"R^2 = {fit['r2']:.2f}.")
-    report.section("7. Parameters, versions, run time",
+    report.section(
+        "7. Spectral independence between layers",
+        "For every pathway (input channel -> middle channel -> output channel) of two successive "
+        "convolution layers, the spectral dependency ratio rho compares the Fourier magnitudes "
+        "of the finer kernel with those of the coarser one (SDR paper): rho near 1 means the "
+        "two layers' kernels were chosen independently (a modular, causal-like generator); "
+        "rho > 1 that they amplify the same frequencies, rho < 1 the opposite. One histogram "
+        "per resolution at which the finer kernel acts.", figure=outdir / "sdr.png")
+    report.table(["resolution", "pathways", "median rho", "5-95 % range", "share > 1.45"],
+                 [[f"{level}x{level}", values["count"],
+                   values["quantiles_5_25_50_75_95"][2],
+                   f"{values['quantiles_5_25_50_75_95'][0]:.2f}-"
+                   f"{values['quantiles_5_25_50_75_95'][4]:.2f}",
+                   values["fraction_above_1.45"]] for level, values in results["sdr"].items()])
+    report.section("8. Parameters, versions, run time",
                    f"Seed {run['seed']}; run time {run.get('run_time_s', '?')} s on "
                    f"{run['machine']}. Files: {', '.join(results['files'])}.")
     report.code({"parameters": run["parameters"], "versions": run["versions"]})

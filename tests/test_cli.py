@@ -31,13 +31,16 @@ def test_demo_on_a_user_generator_file(generator_file, tmp_path, tiny_generator)
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     results = json.loads((outdir / "results.json").read_text())
-    assert len(results["files"]) == 8
+    assert len(results["files"]) == 9
     page = (outdir / "report.html").read_text()
     for section in ("1. Hybrids", "2. Elementary influence maps", "3. Modules",
                     "4. Module hybrids", "5. Are the modules stable?",
-                    "6. Magnitude of causal effects", "7. Parameters"):
+                    "6. Magnitude of causal effects", "7. Spectral independence",
+                    "8. Parameters"):
         assert section in page
-    assert page.count("data:image/png;base64,") == 6
+    assert page.count("data:image/png;base64,") == 7
+    # every pathway: 8 inputs of deconv2 -> its 6 outputs -> 3 outputs of deconv3, at 16 px
+    assert results["sdr"]["16"]["count"] == 8 * 6 * 3
     for name in results["files"]:
         assert (outdir / name).stat().st_size > 1000, name
     assert results["layer"] == "block1"
@@ -80,4 +83,5 @@ def test_demo_default_model_reduced(tmp_path):
     assert sorted(sum(results["modules"], []) + results["dead_channels"]) == list(range(128))
     assert results["stability"]["kmeans"]["ks"] == [2, 3, 4, 5, 6]
     page = (outdir / "report.html").read_text()
-    assert "the modules of face_dcgan" in page and page.count("data:image/png;base64,") == 6
+    assert "the modules of face_dcgan" in page and page.count("data:image/png;base64,") == 7
+    assert results["sdr"]["64"]["count"] == 64 * 3 * 128  # main.9 -> main.12 pathways
