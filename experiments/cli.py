@@ -37,6 +37,7 @@ COMMANDS = {
     "stretch-fig3": "experiments.spectral_figures:stretch_fig3",
     "stretch-fig4": "experiments.spectral_figures:stretch_fig4",
     "reproduce": "experiments.reproduce:reproduce",
+    "train": "experiments.train:train",
 }
 
 

@@ -73,12 +73,13 @@ def boolean(name, value):
     return bool(value)
 
 
-def tensorlayer_generator(z_dim, channels, base, strides, kernel_size, initializers):
+def tensorlayer_generator(z_dim, channels, base, strides, kernel_size, initializers, dropout=None):
     """The DCGAN / vae-celebA generator body, named as tensorlayer names it.
 
     ``g_h0_lin`` (Dense to base*base*channels[0]) -> ``g_h0_reshape`` -> ``g_h0_batch_norm`` ->
     ``g_h0_relu``, then per i: ``g_hi_decon2d`` (``strides[i-1]``) -> ``g_hi_batch_norm`` ->
-    ``g_hi_relu``, the last deconvolution followed by ``g_hN_tanh`` instead.
+    ``g_hi_relu``, the last deconvolution followed by ``g_hN_tanh`` instead. ``dropout`` (a
+    rate) adds ``g_h{N-1}_dropout`` between the two finest deconvolutions (SDR paper Fig. 12).
     """
     num_deconv = len(channels) - 1
     z = keras.Input((z_dim,), name="g_in")
@@ -93,5 +94,7 @@ def tensorlayer_generator(z_dim, channels, base, strides, kernel_size, initializ
         if index < num_deconv:
             x = batch_norm(x, f"g_h{index}_batch_norm", initializers)
             x = layers.ReLU(name=f"g_h{index}_relu")(x)
+            if dropout and index == num_deconv - 1:
+                x = layers.Dropout(float(dropout), name=f"g_h{index}_dropout")(x)
     image = layers.Activation("tanh", name=f"g_h{num_deconv}_tanh")(x)
     return keras.Model(z, image, name="generator")

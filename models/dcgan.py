@@ -95,7 +95,8 @@ KERNEL_SIZE = 5
 LEAKY_SLOPE = 0.2
 
 
-def build_generator(preset="tensorlayer", *, z_dim=None, channels=None, output_size=None, seed=0):
+def build_generator(preset="tensorlayer", *, z_dim=None, channels=None, output_size=None, seed=0,
+                    dropout=None):
     """The DCGAN generator: z -> image in [-1, 1] (tanh), channels-last.
 
         generator = build_generator("paper_celeba", seed=1)
@@ -109,6 +110,8 @@ def build_generator(preset="tensorlayer", *, z_dim=None, channels=None, output_s
             output channels of each of the N stride-2 deconvolutions, cN the image channels.
         output_size: image side; must be a multiple of 2**N. Default the preset's.
         seed: integer seed of the initialisers.
+        dropout: a rate for a Dropout layer between the two finest deconvolutions (the SDR
+            paper's dropout DCGAN); None for none.
 
     Returns:
         `keras.Model` named "generator" with input `g_in`; see the module docstring for layers.
@@ -123,7 +126,8 @@ def build_generator(preset="tensorlayer", *, z_dim=None, channels=None, output_s
     base = start_size(output_size, num_deconv)
     initializers = Initializers(seed)
 
-    return tensorlayer_generator(z_dim, channels, base, [2] * num_deconv, KERNEL_SIZE, initializers)
+    return tensorlayer_generator(z_dim, channels, base, [2] * num_deconv, KERNEL_SIZE, initializers,
+                                 dropout=dropout)
 
 
 def build_discriminator(preset="tensorlayer", *, channels=None, input_size=None,

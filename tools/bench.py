@@ -4,6 +4,7 @@
     python tools/bench.py influence --pairs 32 --layer main.5
     python tools/bench.py fid                       # FID Inception: Keras port vs TorchScript
     python tools/bench.py sdr                       # SDR of every pathway, DCGAN G and D
+    python tools/bench.py train                     # training steps/s vs a plain Keras fit
 
 `influence`: elementary influence maps of every channel of a layer, computed (a) by the baseline a
 user would write with the core alone -- for each channel, `tfcf.hybrid` on all pairs (the whole
@@ -29,6 +30,13 @@ energies. The loop runs on `--loop-pathways` pathways drawn at random from each 
 them with `--full-loop`); its values are compared with the vectorised ones on those pathways,
 and its time per pathway is scaled to the total count. The last line reads
 `sdr: <ratio>x vs triple loop`.
+
+`train`: training steps per second of `tfcf.train` for the ICLR 2020 Table 1 DCGAN and beta-VAE
+(`paper_celeba`, 64x64, batch 64) and the BEGAN (`celeba64`), after a warm-up, on random images;
+the baseline is a plain `keras.Model.fit` of the same DCGAN discriminator (binary cross-entropy
+on logits, Adam) on the same batches in the same run. The last line reads
+`train: <steps/s> steps/s (<ratio>x vs fit)` for the DCGAN (one D step and two G steps per
+step, against one D step of `fit`).
 """
 
 from __future__ import annotations
@@ -261,6 +269,52 @@ def bench_sdr(args):
     print(f"sdr: {loop_estimate / vectorised:.0f}x vs triple loop")
 
 
+def bench_train(args):
+    import keras
+    import numpy as np
+
+    from experiments.train import build_trainer
+    from tfcf.train import Run
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (args.batch_size * 8, 64, 64, 3), dtype=np.uint8)
+    rates = {}
+    for family, preset in (("dcgan", "paper_celeba"), ("vae", "paper_celeba"),
+                           ("began", "celeba64"))[: args.models]:
+        trainer = build_trainer(family, preset)
+        run = Run(Path("/tmp") / f"tfcf-bench-{family}", trainer, images,
+                  batch_size=args.batch_size, progress=False)
+        for step in range(args.warmup):
+            real, noise = run.batch(step)
+            if family == "began":
+                trainer.train_step(real, noise, step)
+            else:
+                trainer.train_step(real, noise)
+        started = time.perf_counter()
+        for step in range(args.steps):
+            real, noise = run.batch(step)
+            logs = (trainer.train_step(real, noise, step) if family == "began"
+                    else trainer.train_step(real, noise))
+        float(np.asarray(next(iter(logs.values()))))
+        rates[family] = args.steps / (time.perf_counter() - started)
+        print(f"{family} {preset}: {rates[family]:.2f} steps/s (batch {args.batch_size}, "
+              f"backend {keras.backend.backend()})")
+    from models import dcgan
+
+    discriminator = dcgan.build_discriminator("paper_celeba")
+    discriminator.compile(optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+                          loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    x = images.astype("float32") / 127.5 - 1.0
+    y = rng.integers(0, 2, (len(x), 1)).astype("float32")
+    discriminator.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)  # warm-up
+    started = time.perf_counter()
+    epochs = max(1, args.steps // 8)
+    discriminator.fit(x, y, batch_size=args.batch_size, epochs=epochs, verbose=0)
+    fit_rate = epochs * 8 / (time.perf_counter() - started)
+    print(f"baseline: Keras fit of the DCGAN discriminator: {fit_rate:.2f} steps/s")
+    print(f"train: {rates['dcgan']:.2f} steps/s ({rates['dcgan'] / fit_rate:.2f}x vs fit)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -278,6 +332,12 @@ def main(argv=None):
     sdr.add_argument("--loop-pathways", type=int, default=3000,
                      help="pathways per layer pair for the loop (sampled at random)")
     sdr.add_argument("--full-loop", action="store_true", help="loop over every pathway")
+    train = commands.add_parser("train", help="training steps/s vs a plain Keras fit")
+    train.add_argument("--steps", type=int, default=24)
+    train.add_argument("--warmup", type=int, default=3)
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--models", type=int, default=2,
+                       help="how many of dcgan, vae, began (BEGAN is slow on a CPU)")
     args = parser.parse_args(argv)
     if args.command == "influence":
         bench_influence(args)
@@ -285,6 +345,8 @@ def main(argv=None):
         bench_fid(args)
     elif args.command == "sdr":
         bench_sdr(args)
+    elif args.command == "train":
+        bench_train(args)
 
 
 if __name__ == "__main__":

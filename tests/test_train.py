@@ -1,0 +1,159 @@
+"""Training loops: a step learns, resume is exact, a killed run resumes, checkpoints cross backends."""
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from models import began, dcgan, vae
+from tfcf.train import BEGANTrainer, GANTrainer, Run, VAETrainer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def images(count=24, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (4, size, size, 3))
+    return np.clip(base[rng.integers(0, 4, count)] + rng.integers(-20, 20, (count, size, size, 3)),
+                   0, 255).astype(np.uint8)
+
+
+def make(kind):
+    keras.utils.set_random_seed(0)
+    if kind == "vae":
+        return VAETrainer(vae.build_encoder("paper_cifar10"), vae.build_decoder("paper_cifar10"),
+                          beta=5e-4)
+    if kind == "gan":
+        return GANTrainer(dcgan.build_generator("paper_cifar10", dropout=0.2),
+                          dcgan.build_discriminator("paper_cifar10"))
+    return BEGANTrainer(began.build_generator("celeba64", hidden=4, z_dim=8),
+                        began.build_discriminator("celeba64", hidden=4, embedding=8))
+
+
+def test_vae_steps_reduce_the_loss(tmp_path):
+    run = Run(tmp_path, make("vae"), images(16), batch_size=16, progress=False)
+    run.train(25, checkpoint_every=100)
+    log = np.loadtxt(tmp_path / "log.csv", delimiter=",", skiprows=1)
+    header = (tmp_path / "log.csv").read_text().splitlines()[0].split(",")
+    loss = log[:, header.index("loss")]
+    assert log[:, 0].tolist() == list(range(1, 26))
+    assert loss[-5:].mean() < 0.8 * loss[:3].mean()
+
+
+def test_began_equilibrium_update(tmp_path):
+    """k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1), from the logged losses."""
+    run = Run(tmp_path, make("began"), images(8, 64), batch_size=8, progress=False)
+    run.train(2, checkpoint_every=100)
+    header = (tmp_path / "log.csv").read_text().splitlines()[0].split(",")
+    log = np.loadtxt(tmp_path / "log.csv", delimiter=",", skiprows=1)
+    k = 0.0
+    for row in log:
+        real, fake = row[header.index("loss_real")], row[header.index("loss_fake")]
+        k = float(np.clip(k + 1e-3 * (0.4 * real - fake), 0.0, 1.0))
+        assert row[header.index("k")] == pytest.approx(k, abs=1e-6)
+    assert run.trainer.state() == {"k": pytest.approx(k, abs=1e-6)}
+
+
+@pytest.mark.parametrize("kind", ["gan"])
+def test_resume_recomputes_the_uninterrupted_run(kind, tmp_path):
+    """A GAN with dropout: weights, optimizer moments and the dropout RNG are restored."""
+    data = images(16, 32)
+    straight = Run(tmp_path / "a", make(kind), data, batch_size=8, progress=False)
+    straight.train(6, checkpoint_every=3)
+    resumed = Run(tmp_path / "a", make(kind), data, batch_size=8, progress=False)
+    assert resumed.restore(tmp_path / "a" / "ckpt-3") == 3
+    resumed.folder = tmp_path / "b"
+    resumed.folder.mkdir()
+    resumed.train(6, checkpoint_every=3, resume=False)
+    for a, b in zip(straight.trainer.generator.get_weights(),
+                    resumed.trainer.generator.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert resumed.trainer.state() == straight.trainer.state()
+    state = json.loads((tmp_path / "a" / "ckpt-6" / "state.json").read_text())
+    assert state["step"] == 6 and (tmp_path / "a" / "latest").read_text() == "ckpt-6"
+    assert (tmp_path / "a" / "samples-6.png").stat().st_size > 2000
+
+
+def _shards(folder, count=24):
+    folder.mkdir()
+    np.savez(folder / "part_000.npz", images=images(count))
+    return folder
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="one backend is enough for the subprocess kill test")
+def test_killed_training_resumes_from_its_last_checkpoint(tmp_path):
+    data = _shards(tmp_path / "data")
+    outdir = tmp_path / "run"
+    command = [sys.executable, "-c", "from experiments.cli import main; main()", "train", "vae",
+               "--data",
+               f"folder:{data}", "--preset", "paper_cifar10", "--steps", "400",
+               "--batch-size", "8", "--checkpoint-every", "4", "--outdir", str(outdir)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:
+            if (outdir / "ckpt-8" / "state.json").exists() or process.poll() is not None:
+                break
+            time.sleep(0.2)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    latest = json.loads(((outdir / (outdir / "latest").read_text()) / "state.json").read_text())
+    saved = latest["step"]
+    assert 8 <= saved < 400 and saved % 4 == 0
+    from click.testing import CliRunner
+
+    from experiments.cli import main
+
+    arguments = command[3:]
+    arguments[arguments.index("400")] = str(saved + 4)
+    result = CliRunner().invoke(main, arguments + ["--resume"])
+    assert result.exit_code == 0, result.output
+    steps = np.loadtxt(outdir / "log.csv", delimiter=",", skiprows=1)[:, 0]
+    assert steps.tolist() == list(range(1, saved + 5))
+    card = json.loads((outdir / "MODEL_CARD.json").read_text())
+    assert card["steps"] == saved + 4 and card["family"] == "vae"
+    # the resumed run computed what an uninterrupted run computes
+    straight = Run(tmp_path / "straight", make("vae"), images(24), batch_size=8, progress=False)
+    straight.train(saved + 4, checkpoint_every=1000)
+    trained = vae.build_decoder("paper_cifar10")
+    trained.load_weights(outdir / card["generator_weights"])
+    for a, b in zip(trained.get_weights(), straight.trainer.generator.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    again = CliRunner().invoke(main, command[3:])
+    assert again.exit_code == 2 and "--resume" in again.output
+
+
+@pytest.mark.jax
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="writes under TensorFlow")
+def test_checkpoint_written_under_tensorflow_resumes_under_jax(tmp_path):
+    run = Run(tmp_path, make("gan"), images(16), batch_size=8, progress=False)
+    run.train(2, checkpoint_every=2)
+    z = np.random.default_rng(0).standard_normal((2, 150)).astype("float32")
+    expected = np.asarray(run.trainer.generator(z, training=False))
+    np.save(tmp_path / "z.npy", z)
+    script = (
+        "import numpy as np, sys; sys.path.insert(0, 'tests');"
+        "from test_train import make, images; from tfcf.train import Run;"
+        f"run = Run(r'{tmp_path}', make('gan'), images(16), batch_size=8, progress=False);"
+        "print('step', run.restore());"
+        f"z = np.load(r'{tmp_path / 'z.npy'}');"
+        f"np.save(r'{tmp_path / 'jax.npy'}', np.asarray(run.trainer.generator(z, training=False)))")
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "step 2" in result.stdout
+    np.testing.assert_allclose(np.load(tmp_path / "jax.npy"), expected, atol=1e-4)
