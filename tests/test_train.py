@@ -136,6 +136,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(tmp_path):
 
 
 @pytest.mark.jax
+@pytest.mark.slow  # a fresh JAX interpreter: about 30 s
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="writes under TensorFlow")
 def test_checkpoint_written_under_tensorflow_resumes_under_jax(tmp_path):
