@@ -130,3 +130,13 @@ def elementary_maps(spec, layer, samples, pairs, seed, statistic="mean_abs"):
     with atomic_write(cached) as handle:
         np.save(handle, maps, allow_pickle=False)
     return z, maps
+
+
+def finish(outdir, started, seed, params, payload):
+    """Add the run metadata (seed, parameters, versions, run time) and write results.json."""
+    from tfcf.io import run_metadata, save_json
+
+    payload["run"] = run_metadata(seed, params, started=started)
+    path = save_json(outdir / "results.json", payload)
+    step(f"wrote {outdir} ({payload['run']['run_time_s']} s)")
+    return path

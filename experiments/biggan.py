@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import click
 
-from experiments._common import cli_errors, outdir_options, prepare, step
+from experiments._common import cli_errors, finish, outdir_options, prepare, step
 
 DEFAULT_BLOCKS = "4,5,6,7"
 _LOADED = {}  # (handle, folder) -> BigGAN, so one process loads a module once
@@ -68,14 +68,6 @@ def classifier_option(default):
         "--classifier", "classifiers", multiple=True, default=default, show_default=True,
         help="NAME or NAME=HANDLE_OR_FOLDER; NAME among inception_v3, inception_resnet_v2, "
              "nasnet_large, resnet_v2_50. Repeat for several.")
-
-
-def _finish(outdir, started, seed, params, payload):
-    from tfcf.io import run_metadata, save_json
-
-    payload["run"] = run_metadata(seed, params, started=started)
-    save_json(outdir / "results.json", payload)
-    step(f"wrote {outdir} ({payload['run']['run_time_s']} s)")
 
 
 def _module_digest(path):
@@ -254,7 +246,7 @@ def fig5(ctx, handle, blocks, truncation, k, samples, pairs, examples, pair_list
                     float(np.abs(data[f"ab_{block}"][j] - data["originals_a"]).mean())
                     for j in range(k)],
             }
-    _finish(outdir, started, seed,
+    finish(outdir, started, seed,
             _common_params(handle, pair_list, block_list, truncation, k, samples, pairs,
                            examples),
             {"figure": "ICLR 2020 Figs. 1, 5, 13, 15", "gblock_numbering":
@@ -323,7 +315,7 @@ def fig6(ctx, handle, blocks, truncation, k, samples, pairs, examples, pair, cla
     names = [class_name(i) for i in ids]
     save_figure(robustness_figure(block_list, rates, distances, title=(
         f"Recognition of {names[0]} or {names[1]} in BigGAN-deep hybrids")), outdir / "fig6.png")
-    _finish(outdir, started, seed,
+    finish(outdir, started, seed,
             dict(_common_params(handle, pair, block_list, truncation, k, samples, pairs,
                                 examples), classifiers=list(classifiers)),
             {"figure": "ICLR 2020 Fig. 6", "classes": names, "recognition": rates,
@@ -378,7 +370,7 @@ def _entropy_command(name, figure, default_pair):
                 "mean_entropy": {str(b): [float(entropies[p, j].mean()) for j in range(k)]
                                  for p, b in enumerate(block_list)},
             }
-        _finish(outdir, started, seed,
+        finish(outdir, started, seed,
                 dict(_common_params(handle, pair, block_list, truncation, k, samples, pairs,
                                     examples), classifiers=list(classifiers), top=top),
                 {"figure": figure, "entropy_units": "nats", "results": results,
@@ -460,7 +452,7 @@ def table3(ctx, handle, blocks, truncation, k, samples, pairs, examples, pair, b
     save_figure(decision_table_figure(images, decisions, described, title=(
         f"Table 3 / Fig. 17: classifier decisions on {pair[0]}+{pair[1]} hybrids, "
         f"Gblock {block}")), outdir / "table3.png")
-    _finish(outdir, started, seed,
+    finish(outdir, started, seed,
             dict(_common_params(handle, pair, block_list, truncation, k, samples, pairs,
                                 examples), block=block, count=count,
                  classifiers=list(classifiers)),

@@ -15,6 +15,7 @@ import click
 from experiments._common import (
     cli_errors,
     elementary_maps,
+    finish,
     load_spec,
     model_options,
     outdir_options,
@@ -73,15 +74,6 @@ def save_hybrids(images, outdir, title, spec, num_modules, sizes, filename="hybr
     return save_figure(figure, outdir / filename)
 
 
-def _finish(outdir, started, seed, params, payload):
-    from tfcf.io import run_metadata, save_json
-
-    payload["run"] = run_metadata(seed, params, started=started)
-    path = save_json(outdir / "results.json", payload)
-    step(f"wrote {outdir} ({payload['run']['run_time_s']} s)")
-    return path
-
-
 def modules_experiment(ctx, figure, outdir, model_name, weights, layer, samples, pairs, k,
                        examples, ks, seed, overwrite, wanted, statistic="mean_abs"):
     """EIMs -> NMF modules -> module hybrids -> magnitude of causal effects (Figs. 8, 10, 11)."""
@@ -112,7 +104,7 @@ def modules_experiment(ctx, figure, outdir, model_name, weights, layer, samples,
                                      effects["module_sizes"], effects["module_influences"],
                                      title=f"{figure}: magnitude of causal effects"),
                     outdir / "magnitude.png")
-    _finish(outdir, started, seed, {
+    finish(outdir, started, seed, {
         "model": model_name, "weights": weights, "layer": spec.layer, "samples": samples,
         "pairs": pairs, "k": k, "statistic": statistic, "examples": examples, "ks": list(ks),
     }, {
@@ -164,7 +156,7 @@ def fig3b(ctx, model_name, weights, layer, samples, pairs, show, outdir, seed, o
                                             f"({spec.name}, {pairs} pairs)"),
                 outdir / "influence_maps.png")
     np.save(outdir / "influence_maps.npy", maps)
-    _finish(outdir, started, seed, {"model": model_name, "weights": weights,
+    finish(outdir, started, seed, {"model": model_name, "weights": weights,
                                     "layer": spec.layer, "samples": samples, "pairs": pairs},
             {"figure": "ICLR 2020 Fig. 3b", "generator": spec.description,
              "shown_channels": chosen.tolist(), "individual_influence": strength.tolist(),
@@ -253,7 +245,7 @@ def fig9(ctx, model_name, weights, layer, samples, pairs, ks, repeats, outdir, s
                for method in ("nmf", "kmeans")]
     save_figure(stability_figure(results, title=f"Cluster stability of {spec.layer} "
                                                 f"({spec.name})"), outdir / "stability.png")
-    _finish(outdir, started, seed, {"model": model_name, "weights": weights,
+    finish(outdir, started, seed, {"model": model_name, "weights": weights,
                                     "layer": spec.layer, "samples": samples, "pairs": pairs,
                                     "ks": values, "repeats": repeats},
             {"figure": "ICLR 2020 Fig. 9", "generator": spec.description,
@@ -306,7 +298,7 @@ def _two_layer_command(name, figure, default_examples, doc):
         images = module_hybrids(spec, pair, modules, z, examples, seed)
         save_hybrids(images, outdir, f"{figure}: module of {pair[0]} and {pair[1]} from "
                                       "Original 2", spec, k, [sum(map(len, m)) for m in modules])
-        _finish(outdir, started, seed, {"model": model_name, "weights": weights,
+        finish(outdir, started, seed, {"model": model_name, "weights": weights,
                                         "layers": list(pair), "samples": samples,
                                         "pairs": pairs, "k": k, "examples": examples},
                 {"figure": figure, "generator": spec.description,

@@ -16,15 +16,8 @@ from __future__ import annotations
 
 import click
 
-from experiments._common import cli_errors, load_spec, model_options, outdir_options, prepare, step
-
-
-def _finish(outdir, started, seed, params, payload):
-    from tfcf.io import run_metadata, save_json
-
-    payload["run"] = run_metadata(seed, params, started=started)
-    save_json(outdir / "results.json", payload)
-    step(f"wrote {outdir} ({payload['run']['run_time_s']} s)")
+from experiments._common import (cli_errors, finish, load_spec, model_options, outdir_options,
+                                 prepare, step)
 
 
 def _summary(values):
@@ -104,7 +97,7 @@ def sdr_fig3a(ctx, model_name, weights, layer, layers, pathway, outdir, seed, ov
     save_figure(pathway_figure(fine, coarse, stride, value, title=(
         f"SDR Fig. 3a: {pair[0]} ({i}->{m}) then {pair[1]} ({m}->{o}), rho = {value:.3f}")),
         outdir / "pathway.png")
-    _finish(outdir, started, seed, {"model": model_name, "weights": weights, "layers": pair,
+    finish(outdir, started, seed, {"model": model_name, "weights": weights, "layers": pair,
                                     "pathway": [int(i), int(m), int(o)]},
             {"figure": "SDR paper Fig. 3a", "generator": spec.description, "rho": value,
              "stride": stride, "fine_layer": pair[1] if fine_name == "b" else pair[0],
@@ -150,7 +143,7 @@ def _histogram_command(name, figure, other_label, default_other):
             np.savez(handle, **{f"{net}_{level}": values.astype("float32")
                                 for net, levels in groups.items()
                                 for level, values in levels.items()})
-        _finish(outdir, started, seed,
+        finish(outdir, started, seed,
                 {"model": model_name, "weights": weights, "other": other_name,
                  "other_weights": other_weights},
                 {"figure": figure, "generator": spec.description,
@@ -226,7 +219,7 @@ def _removal_command(name, figure, default_examples):
         save_figure(image_grid(np.stack(columns, axis=1), column_titles=titles, title=(
             f"{figure}: removing kernels of {pair[0]} (rho with {pair[1]})")),
             outdir / "removal.png")
-        _finish(outdir, started, seed,
+        finish(outdir, started, seed,
                 {"model": model_name, "weights": weights, "layers": pair, "keep": keep,
                  "low": low, "high": high, "examples": examples},
                 {"figure": figure, "generator": spec.description, "kernels": total,
@@ -309,7 +302,7 @@ def _compare_command(name, figure, option, help_text):
                     outdir / "sdr_histograms.png")
         save_figure(image_grid(np.stack(rows), row_titles=[label for label, _ in specs],
                                title=f"{figure}: samples"), outdir / "samples.png")
-        _finish(outdir, started, seed, {option: list(entries), "examples": examples},
+        finish(outdir, started, seed, {option: list(entries), "examples": examples},
                 {"figure": figure,
                  "summary": {label: {str(level): _summary(values) for level, values in
                                      levels.items()} for label, levels in groups.items()},
@@ -407,7 +400,7 @@ def stretch_fig3(ctx, model_name, weights, layer, layers, factor, levels, sample
                                  "(1 = coarsest)"), outdir / "scale_differences.png")
     save_figure(scale_errors_figure(errors, title="per-scale squared error of each perturbed "
                                                   "layer"), outdir / "scale_errors.png")
-    _finish(outdir, started, seed,
+    finish(outdir, started, seed,
             {"model": model_name, "weights": weights, "layers": names, "factor": factor,
              "levels": levels, "samples": samples},
             {"figure": "ICML 2018 workshop Fig. 3a-d", "generator": spec.description,
@@ -461,7 +454,7 @@ def stretch_fig4(ctx, entries, layer, factor, levels, samples, outdir, seed, ove
     save_figure(series_figure(steps, {"complete picture": total}, "mean squared error",
                               title="stretch error of the complete picture"),
                 outdir / "total.png")
-    _finish(outdir, started, seed, {"checkpoints": list(entries), "layer": layer,
+    finish(outdir, started, seed, {"checkpoints": list(entries), "layer": layer,
                                     "factor": factor, "levels": levels, "samples": samples},
             {"figure": "ICML 2018 workshop Fig. 4a/b", "steps": steps,
              "per_scale": per_scale.tolist(), "total": total,

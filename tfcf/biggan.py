@@ -37,7 +37,7 @@ import keras
 import numpy as np
 
 from tfcf.hub import resolve
-from tfcf.imagenet import class_id
+from tfcf.imagenet import _Ref, class_id
 
 __all__ = ["BIGGAN_HANDLES", "BigGAN", "cross_hybrids", "gblock_modules", "load_biggan",
            "truncated_z"]
@@ -69,13 +69,6 @@ def _check_truncation(truncation):
     if not 0.0 < truncation <= 1.0:
         raise ValueError(f"truncation must be in (0, 1], got {truncation}")
     return truncation
-
-
-class _Ref:
-    """Keeps a TF object out of Keras attribute tracking."""
-
-    def __init__(self, value):
-        self.value = value
 
 
 class _GraphPart(keras.layers.Layer):
