@@ -60,7 +60,8 @@ def gradients(loss_fn, trainable, non_trainable, *args):
             updated = [u if u is not None else f for u, f in zip(updated, fixed_values)]
             return loss, (logs, updated)
 
-        key = (id(getattr(loss_fn, "__self__", None)), getattr(loss_fn, "__name__", id(loss_fn)),
+        owner = getattr(loss_fn, "__self__", None)  # bound methods are new objects per access
+        key = ((id(owner), loss_fn.__name__) if owner is not None else id(loss_fn),
                len(trainable))
         compiled = _JAX_CACHE.get(key)
         if compiled is None:
@@ -109,6 +110,10 @@ class _Trainer:
 
     def sample(self, z):
         return np.asarray(keras.ops.convert_to_numpy(self.generator(z, training=False)))
+
+    def optimizer_variables(self, name):
+        """The variables optimizer ``name`` updates (its state is saved in that order)."""
+        return self.models[name].trainable_variables
 
     def _apply(self, name, loss_fn, *args):
         model = self.models[name]
@@ -179,9 +184,17 @@ class VAETrainer(_Trainer):
     """beta-VAE (vae-celebA): Gaussian posterior, loss = SSE per image + beta * KL, batch mean.
 
         trainer = VAETrainer(build_encoder("paper_celeba"), build_decoder("paper_celeba"), beta=5e-4)
+        trainer = VAETrainer(enc, dec, beta=5e-3, sdr_layers=["g_h4_decon2d", "g_h3_decon2d",
+                                                              "g_h2_decon2d"])
+
+    ``sdr_layers`` (ICML 2018 workshop, section 5.2): after every VAE step, one extra step
+    moves the kernels of one of these decoder layers (in turn) down the gradient of
+    :func:`tfcf.spectral.sdr_penalty` between them and the activation maps they read (for the
+    batch's latent codes, held fixed), with its own Adam (``sdr_learning_rate``).
     """
 
-    def __init__(self, encoder, decoder, beta, learning_rate=1e-3, beta_1=0.5):
+    def __init__(self, encoder, decoder, beta, learning_rate=1e-3, beta_1=0.5, sdr_layers=(),
+                 sdr_learning_rate=1e-4):
         from keras import layers
 
         self.encoder, self.generator, self.beta = encoder, decoder, float(beta)
@@ -194,6 +207,50 @@ class VAETrainer(_Trainer):
         self.optimizers = {"vae": _adam(learning_rate, beta_1)}
         self.latent_dim = int(decoder.inputs[0].shape[-1])
         self._step = _compiled(self._vae_step)
+        self.sdr_layers = [decoder.get_layer(name) for name in sdr_layers]
+        self._sdr_feeders = [keras.Model(decoder.inputs, layer.input) for layer in self.sdr_layers]
+        self._sdr_optimizers = []
+        for index, layer in enumerate(self.sdr_layers):
+            optimizer = _adam(sdr_learning_rate, 0.9)
+            optimizer.build([layer.kernel])
+            self._sdr_optimizers.append(optimizer)
+            self.optimizers[f"sdr{index}"] = optimizer
+        self._sdr_steps = [_compiled(self._make_sdr_step(i)) for i in range(len(self.sdr_layers))]
+        self._turn = 0
+
+    def _make_sdr_step(self, index):
+        from tfcf.spectral import sdr_penalty
+
+        layer = self.sdr_layers[index]
+        stride = int(layer.strides[0])
+        transposed = isinstance(layer, keras.layers.Conv2DTranspose)
+
+        def loss_fn(activations):
+            kernel = layer.kernel
+            if transposed:
+                kernel = keras.ops.transpose(kernel, (0, 1, 3, 2))
+            penalty = sdr_penalty(activations, kernel, stride)
+            return penalty, {f"sdr_{layer.name}": penalty}
+
+        def step(z):
+            activations = keras.ops.stop_gradient(self._sdr_feeders[index](z, training=False))
+            loss, logs, grads = gradients(loss_fn, [layer.kernel], [], activations)
+            self._sdr_optimizers[index].apply_gradients(zip(grads, [layer.kernel]))
+            return logs
+
+        step.__name__ = f"sdr_step_{index}"
+        return step
+
+    def optimizer_variables(self, name):
+        if name.startswith("sdr"):
+            return [self.sdr_layers[int(name[3:])].kernel]
+        return super().optimizer_variables(name)
+
+    def state(self):
+        return {"sdr_turn": self._turn} if self.sdr_layers else {}
+
+    def load_state(self, state):
+        self._turn = int(state.get("sdr_turn", 0))
 
     def _loss(self, real, noise):
         from keras import ops
@@ -209,7 +266,14 @@ class VAETrainer(_Trainer):
         return self._apply("vae", self._loss, real, noise)[1]
 
     def train_step(self, real, noise):
-        return dict(self._step(real, noise[0]))
+        logs = dict(self._step(real, noise[0]))
+        if self.sdr_layers:
+            logs.update({f"sdr_{layer.name}": float("nan") for layer in self.sdr_layers})
+            index = self._turn % len(self.sdr_layers)
+            mean, _ = self.encoder(real, training=False)
+            logs.update(self._sdr_steps[index](mean))
+            self._turn += 1
+        return logs
 
     def noise_draws(self):
         return 1
@@ -411,7 +475,8 @@ class Run:
             model.load_weights(path / f"{name}.weights.h5")
         stored = np.load(path / "optimizers.npz", allow_pickle=False)
         for name, optimizer in self.trainer.optimizers.items():
-            optimizer.build(self.trainer.models[name].trainable_variables)
+            if not optimizer.built:
+                optimizer.build(self.trainer.optimizer_variables(name))
             for index, variable in enumerate(optimizer.variables):
                 variable.assign(stored[f"{name}/{index}"])
         if (path / "rng.npz").is_file():
@@ -438,11 +503,16 @@ class Run:
     # ---- training
     def _log(self, logs):
         log = self.folder / "log.csv"
-        keys = sorted(logs)
         if not log.is_file():
-            log.write_text("step," + ",".join(keys) + "\n")
+            log.write_text("step," + ",".join(sorted(logs)) + "\n")
+            self._log_keys = None
+        if getattr(self, "_log_keys", None) is None:  # the columns of the file, read once
+            with open(log) as handle:
+                self._log_keys = handle.readline().strip().split(",")[1:]
+        keys = self._log_keys
         with open(log, "a") as handle:
-            handle.write(f"{self.step}," + ",".join(f"{logs[k]:.6g}" for k in keys) + "\n")
+            handle.write(f"{self.step}," + ",".join(f"{logs.get(k, float('nan')):.6g}"
+                                                    for k in keys) + "\n")
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
 
