@@ -17,7 +17,7 @@ from experiments._common import step
 FAMILIES = ("dcgan", "vae", "began")
 
 
-def build_trainer(family, preset, beta=None, dropout=None, seed=0):
+def build_trainer(family, preset, beta=None, dropout=None, seed=0, sdr_layers=()):
     """(trainer, generator export name) for a model family and preset."""
     import keras
 
@@ -34,14 +34,15 @@ def build_trainer(family, preset, beta=None, dropout=None, seed=0):
         if config is None:
             raise ValueError(f"unknown vae preset {preset!r}; valid: {', '.join(vae.PRESETS)}")
         return VAETrainer(vae.build_encoder(preset, seed=seed), vae.build_decoder(preset, seed=seed),
-                          beta=config["beta"] if beta is None else beta)
+                          beta=config["beta"] if beta is None else beta, sdr_layers=sdr_layers)
     if family == "began":
         return BEGANTrainer(began.build_generator(preset, seed=seed),
                             began.build_discriminator(preset, seed=seed))
     raise ValueError(f"unknown model family {family!r}; valid: {', '.join(FAMILIES)}")
 
 
-def write_card(run, family, preset, data, logs, seed, command, beta=None, dropout=None):
+def write_card(run, family, preset, data, logs, seed, command, beta=None, dropout=None,
+               sdr_layers=None):
     """Export the generator weights and a model card (JSON + Markdown) beside the run."""
     import keras
 
@@ -67,7 +68,8 @@ def write_card(run, family, preset, data, logs, seed, command, beta=None, dropou
             "final_losses": {k: v for k, v in logs.items() if k != "steps_per_second"},
             "steps_per_second": logs.get("steps_per_second"), "command": command,
             "generator_weights": weights.name, "samples": f"samples-{run.step}.png",
-            "beta": beta, "dropout": dropout, "versions": versions(), **extra}
+            "beta": beta, "dropout": dropout, "sdr_layers": sdr_layers or [],
+            "versions": versions(), **extra}
     save_json(run.folder / "MODEL_CARD.json", card)
     lines = [f"# {family} `{preset}` trained by tfcf", "",
              f"- data: `{data}`", f"- steps: {run.step} (batch {run.batch_size}), seed {seed}, "
@@ -98,6 +100,9 @@ def write_card(run, family, preset, data, logs, seed, command, beta=None, dropou
 @click.option("--beta", type=float, default=None, help="VAE: the KL weight.  [default: preset]")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
               help="DCGAN: dropout rate between the two finest generator layers.")
+@click.option("--sdr-layers", default=None,
+              help="VAE: decoder layers whose kernels get an SDR-penalty step in turn after each "
+                   "VAE step (workshop 5.2), e.g. g_h4_decon2d,g_h3_decon2d,g_h2_decon2d.")
 @click.option("--count", type=click.IntRange(1), default=None, help="Use only this many images.")
 @click.option("--outdir", type=click.Path(file_okay=False), default=None,
               help="Run folder.  [default: runs/<family>_<preset>]")
@@ -105,7 +110,7 @@ def write_card(run, family, preset, data, logs, seed, command, beta=None, dropou
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.pass_context
 def train(ctx, family, data, preset, steps, batch_size, checkpoint_every, keep, keep_every, beta,
-          dropout, count, outdir, resume, seed):
+          dropout, sdr_layers, count, outdir, resume, seed):
     """Train a DCGAN, beta-VAE or BEGAN; checkpoints are atomic and --resume is exact.
 
     Runs under KERAS_BACKEND=tensorflow (default) or jax; a checkpoint written under one loads
@@ -129,13 +134,17 @@ def train(ctx, family, data, preset, steps, batch_size, checkpoint_every, keep, 
         ctx.fail(f"unknown {family} preset {preset!r}; valid: {', '.join(module.PRESETS)}")
     if dropout is not None and family != "dcgan":
         ctx.fail("--dropout applies to dcgan only")
+    if sdr_layers and family != "vae":
+        ctx.fail("--sdr-layers applies to vae only")
+    sdr_layers = tuple(sdr_layers.split(",")) if sdr_layers else ()
     folder = Path(outdir or f"runs/{family}_{preset}")
     if (folder / "latest").exists() and not resume:
         ctx.fail(f"{folder} already holds a run: pass --resume to continue it or choose "
                  "another --outdir")
     try:
         images = load_dataset(data, count=count, seed=seed)
-        trainer = build_trainer(family, preset, beta=beta, dropout=dropout, seed=seed)
+        trainer = build_trainer(family, preset, beta=beta, dropout=dropout, seed=seed,
+                                sdr_layers=sdr_layers)
     except (ValueError, FileNotFoundError) as error:
         ctx.fail(str(error))
     size = trainer.generator.outputs[0].shape[1]
@@ -152,7 +161,8 @@ def train(ctx, family, data, preset, steps, batch_size, checkpoint_every, keep, 
     logs = run.train(steps, checkpoint_every=checkpoint_every, resume=resume)
     command = "tfcf " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if len(sys.argv) > 1 \
         else "tfcf train"
-    card = write_card(run, family, preset, data, logs, seed, command, beta=beta, dropout=dropout)
+    card = write_card(run, family, preset, data, logs, seed, command, beta=beta, dropout=dropout,
+                      sdr_layers=list(sdr_layers))
     step(f"wrote {folder}: step {run.step}, {card['generator_weights']}, MODEL_CARD.md "
          f"({logs.get('steps_per_second', 0):.2f} steps/s)")
 
