@@ -6,22 +6,11 @@
 
 Every model is a Keras 3 model and every step goes through :func:`gradients`, which uses a
 ``tf.GradientTape`` (inside ``tf.function``) under the TensorFlow backend and ``jax.value_and_grad``
-of a stateless function (jitted) under JAX, so the same trainer runs on both. A checkpoint
-(``ckpt-<step>/``: every model's ``.weights.h5``, the optimizers' variables, the dropout
-seed-generator states, the step, the trainer's scalar state) is written to a temporary folder and moved into place, then the
-``latest`` pointer is replaced atomically: killing the process at any moment loses at most the
-steps since the last checkpoint. Batches and latent samples are a pure function of (seed, step),
-so a resumed run computes exactly what the uninterrupted run would have.
+of a stateless function (jitted) under JAX, so the same trainer runs on both. :class:`Run`
+(``tfcf/run.py``, re-exported here) drives a trainer with atomic checkpoints and exact resume.
 """
 
 from __future__ import annotations
-
-import json
-import os
-import shutil
-import tempfile
-import time
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -287,6 +276,8 @@ class BEGANTrainer(_Trainer):
         trainer = BEGANTrainer(build_generator("celeba64"), build_discriminator("celeba64"))
     """
 
+    needs_step = True  # train_step takes the step (learning-rate decay)
+
     def __init__(self, generator, discriminator, learning_rate=8e-5, gamma=0.4, lambda_k=1e-3,
                  decay_every=100_000, lower_bound=2e-5):
         self.latent = "uniform"
@@ -344,209 +335,4 @@ class BEGANTrainer(_Trainer):
         return 2
 
 
-# --------------------------------------------------------------------------- runs
-
-
-def _extra_variables(model):
-    """Variables a checkpoint needs beyond the weights: dropout seed-generator states."""
-    weights = {id(w) for w in model.weights}
-    return [v for v in model.variables if id(v) not in weights]
-
-
-def _to_float(value):
-    return float(np.asarray(keras.ops.convert_to_numpy(value)))
-
-
-class Run:
-    """A training run in a folder: deterministic batches, checkpoints, resume, logs, samples.
-
-        run = Run("runs/vae", VAETrainer(enc, dec, beta=5e-4), images, batch_size=64, seed=0)
-        run.train(steps=20000, checkpoint_every=1000)       # continues from runs/vae/latest
-
-    ``images``: uint8 ``[N, H, W, C]`` (scaled to [-1, 1] per batch). Batch ``t`` takes the
-    examples of a permutation drawn from ``seed`` and the epoch; the latent noise of step ``t``
-    is drawn from ``(seed, t)``; so any step can be recomputed after a resume. Writes
-    ``log.csv`` (every step's losses), ``samples-<step>.png`` per checkpoint, TensorBoard
-    scalars under ``tensorboard/`` (TensorFlow backend) and ``ckpt-<step>/`` folders (the last
-    ``keep`` are kept) with a ``latest`` pointer.
-    """
-
-    def __init__(self, folder, trainer, images, batch_size=64, seed=0, keep=3,
-                 sample_count=16, progress=True, keep_every=None):
-        self.folder = Path(folder)
-        self.trainer, self.images = trainer, images
-        if images.dtype != np.uint8 or images.ndim != 4:
-            raise ValueError(f"images must be uint8 [N, H, W, C], got {images.dtype} "
-                             f"{images.shape}")
-        if len(images) < batch_size:
-            raise ValueError(f"{len(images)} images are fewer than one batch of {batch_size}")
-        self.batch_size, self.seed, self.keep = int(batch_size), int(seed), int(keep)
-        self.keep_every = keep_every
-        self.progress = progress
-        self.step = 0
-        self.steps_per_epoch = len(images) // self.batch_size
-        self.sample_z = self._noise(np.random.default_rng([seed, 2**31 - 1]), sample_count)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._writer = None
-
-    # ---- deterministic data
-    def _noise(self, rng, count):
-        shape = (count, self.trainer.latent_dim)
-        if self.trainer.latent == "uniform":
-            return rng.uniform(-1.0, 1.0, shape).astype("float32")
-        return rng.standard_normal(shape).astype("float32")
-
-    def batch(self, step):
-        """Real images of step ``step`` (0-based) in [-1, 1], and its latent draws."""
-        epoch, offset = divmod(step, self.steps_per_epoch)
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.images))
-        rows = np.sort(order[offset * self.batch_size:(offset + 1) * self.batch_size])
-        real = self.images[rows].astype("float32") / 127.5 - 1.0
-        rng = np.random.default_rng([self.seed, 1, step])
-        noise = [self._noise(rng, self.batch_size) for _ in range(self.trainer.noise_draws())]
-        return real, noise
-
-    # ---- checkpoints
-    def latest(self):
-        """The latest checkpoint folder, or None."""
-        pointer = self.folder / "latest"
-        if not pointer.is_file():
-            return None
-        path = self.folder / pointer.read_text().strip()
-        return path if (path / "state.json").is_file() else None
-
-    def save(self):
-        """Write ``ckpt-<step>`` atomically, then point ``latest`` at it."""
-        from tfcf.io import atomic_write, save_figure
-        from tfcf.plots import image_grid
-
-        final = self.folder / f"ckpt-{self.step}"
-        temporary = Path(tempfile.mkdtemp(prefix=f".ckpt-{self.step}.", dir=self.folder))
-        try:
-            for name, model in self.trainer.models.items():
-                model.save_weights(temporary / f"{name}.weights.h5")
-            optimizer_state = {f"{name}/{index}": np.asarray(keras.ops.convert_to_numpy(v))
-                               for name, optimizer in self.trainer.optimizers.items()
-                               for index, v in enumerate(optimizer.variables)}
-            np.savez(temporary / "optimizers.npz", **optimizer_state)
-            np.savez(temporary / "rng.npz", **{
-                f"{name}/{index}": np.asarray(keras.ops.convert_to_numpy(v))
-                for name, model in self.trainer.models.items()
-                for index, v in enumerate(_extra_variables(model))})
-            (temporary / "state.json").write_text(json.dumps({
-                "step": self.step, "seed": self.seed, "batch_size": self.batch_size,
-                "trainer": type(self.trainer).__name__, "trainer_state": self.trainer.state(),
-                "backend": keras.backend.backend()}))
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(temporary, final)
-        except BaseException:
-            shutil.rmtree(temporary, ignore_errors=True)
-            raise
-        with atomic_write(self.folder / "latest", "w") as handle:
-            handle.write(final.name)
-        samples = self.trainer.sample(self.sample_z)
-        columns = int(np.ceil(np.sqrt(len(samples))))
-        rows = int(np.ceil(len(samples) / columns))
-        padded = np.concatenate([samples, np.repeat(samples[-1:], rows * columns - len(samples),
-                                                    axis=0)]) if rows * columns > len(samples) \
-            else samples
-        grid = padded.reshape((rows, columns) + samples.shape[1:])
-        save_figure(image_grid(grid, title=f"samples at step {self.step}"),
-                    self.folder / f"samples-{self.step}.png")
-        self._prune()
-        return final
-
-    def _prune(self):
-        checkpoints = sorted((int(p.name.split("-")[1]), p) for p in self.folder.glob("ckpt-*")
-                             if p.name.split("-")[1].isdigit())
-        for step, path in checkpoints[:-self.keep] if self.keep else []:
-            if self.keep_every and step % self.keep_every == 0:
-                continue
-            shutil.rmtree(path, ignore_errors=True)
-
-    def restore(self, path=None):
-        """Load a checkpoint (default: the latest) into the models and optimizers."""
-        path = Path(path) if path else self.latest()
-        if path is None:
-            raise FileNotFoundError(f"no checkpoint in {self.folder} (no 'latest' pointer)")
-        state = json.loads((path / "state.json").read_text())
-        for name, model in self.trainer.models.items():
-            model.load_weights(path / f"{name}.weights.h5")
-        stored = np.load(path / "optimizers.npz", allow_pickle=False)
-        for name, optimizer in self.trainer.optimizers.items():
-            if not optimizer.built:
-                optimizer.build(self.trainer.optimizer_variables(name))
-            for index, variable in enumerate(optimizer.variables):
-                variable.assign(stored[f"{name}/{index}"])
-        if (path / "rng.npz").is_file():
-            extra = np.load(path / "rng.npz", allow_pickle=False)
-            for name, model in self.trainer.models.items():
-                for index, variable in enumerate(_extra_variables(model)):
-                    variable.assign(extra[f"{name}/{index}"])
-        self.trainer.load_state(state.get("trainer_state", {}))
-        self.step = int(state["step"])
-        self._truncate_log()
-        return self.step
-
-    def _truncate_log(self):
-        log = self.folder / "log.csv"
-        if not log.is_file():
-            return
-        lines = log.read_text().splitlines()
-        kept = lines[:1] + [line for line in lines[1:] if int(line.split(",")[0]) <= self.step]
-        from tfcf.io import atomic_write
-
-        with atomic_write(log, "w") as handle:
-            handle.write("\n".join(kept) + "\n")
-
-    # ---- training
-    def _log(self, logs):
-        log = self.folder / "log.csv"
-        if not log.is_file():
-            log.write_text("step," + ",".join(sorted(logs)) + "\n")
-            self._log_keys = None
-        if getattr(self, "_log_keys", None) is None:  # the columns of the file, read once
-            with open(log) as handle:
-                self._log_keys = handle.readline().strip().split(",")[1:]
-        keys = self._log_keys
-        with open(log, "a") as handle:
-            handle.write(f"{self.step}," + ",".join(f"{logs.get(k, float('nan')):.6g}"
-                                                    for k in keys) + "\n")
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            if self._writer is None:
-                self._writer = tf.summary.create_file_writer(str(self.folder / "tensorboard"))
-            with self._writer.as_default(step=self.step):
-                for key, value in logs.items():
-                    tf.summary.scalar(key, value)
-
-    def train(self, steps, checkpoint_every=500, resume=True):
-        """Train until step ``steps`` (a total, not an increment); returns the last losses."""
-        from tfcf.io import progress_bar
-
-        if resume and self.latest() is not None:
-            self.restore()
-        logs = {}
-        started, first = time.time(), self.step
-        with progress_bar(max(0, steps - self.step), self.progress,
-                          f"{type(self.trainer).__name__}", "step") as bar:
-            while self.step < steps:
-                real, noise = self.batch(self.step)
-                if isinstance(self.trainer, BEGANTrainer):
-                    raw = self.trainer.train_step(real, noise, self.step)
-                else:
-                    raw = self.trainer.train_step(real, noise)
-                logs = {key: _to_float(value) for key, value in raw.items()}
-                self.step += 1
-                self._log(logs)
-                bar.update(1)
-                bar.set_postfix_str(" ".join(f"{k} {v:.3g}" for k, v in list(logs.items())[:3]))
-                if self.step % checkpoint_every == 0 or self.step == steps:
-                    self.save()
-        if self._writer is not None:
-            self._writer.flush()
-        elapsed = time.time() - started
-        logs["steps_per_second"] = (self.step - first) / elapsed if elapsed > 0 else 0.0
-        return logs
+from tfcf.run import Run  # noqa: E402  (the run loop lives in tfcf/run.py)
