@@ -54,3 +54,22 @@ def test_interrupted_build_resumes_to_the_same_faces(tmp_path):
     card = json.loads((tmp_path / "b" / "CARD.json").read_text())
     assert card["count"] == 7 and card["seed"] == 3 and card["truncation"] == 0.5
     assert load_images(tmp_path / "b").shape == (7, 64, 64, 3)
+
+
+def test_publish_copies_the_card_weights_and_samples(tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "publish_weights", Path(__file__).resolve().parent.parent / "tools" / "publish_weights.py")
+    publish_weights = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(publish_weights)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "g.weights.h5").write_bytes(b"weights")
+    (run / "samples-5.png").write_bytes(b"png")
+    (run / "MODEL_CARD.json").write_text(json.dumps({"generator_weights": "g.weights.h5",
+                                                     "samples": "samples-5.png"}))
+    target = publish_weights.publish(run, "toy", root=tmp_path / "weights")
+    assert (target / "g.weights.h5").read_bytes() == b"weights"
+    assert json.loads((target / "MODEL_CARD.json").read_text())["published_from"] == str(run)
+    (run / "g.weights.h5").write_bytes(b"0" * (publish_weights.LIMIT + 1))
+    with pytest.raises(ValueError, match="over the 10 MB limit"):
+        publish_weights.publish(run, "toy", root=tmp_path / "weights")
