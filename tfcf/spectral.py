@@ -338,6 +338,17 @@ def _dft_matrices(size, grid):
     return np.cos(angle), -np.sin(angle)
 
 
+def _dft2(values, pattern, rows, cols):
+    """(real, imaginary) of a 2-D DFT by matrix products (``keras.ops``, differentiable)."""
+    from keras import ops
+
+    (cos_h, sin_h), (cos_w, sin_w) = ([ops.convert_to_tensor(m, "float32") for m in pair]
+                                      for pair in (rows, cols))
+    real = ops.einsum(pattern, cos_h, values, cos_w) - ops.einsum(pattern, sin_h, values, sin_w)
+    imag = ops.einsum(pattern, sin_h, values, cos_w) + ops.einsum(pattern, cos_h, values, sin_w)
+    return real, imag
+
+
 def sdr_penalty(activations, kernel, stride, grid=None):
     """Eq. 9 of the ICML 2018 workshop paper, summed over (map, filter) pairs; differentiable.
 
@@ -374,20 +385,12 @@ def sdr_penalty(activations, kernel, stride, grid=None):
     cols = np.zeros((width, int(activations.shape[2])), "float32")
     cols[np.arange(0, width, stride), np.arange(int(activations.shape[2]))] = 1.0
     up = ops.einsum("yh,hwc,xw->cyx", rows, mean_map, cols)        # [C, sH, sW]
-    cos_h, sin_h = (ops.convert_to_tensor(m, "float32") for m in _dft_matrices(height, grid_h))
-    cos_w, sin_w = (ops.convert_to_tensor(m, "float32") for m in _dft_matrices(width, grid_w))
-    real = ops.einsum("uy,cyx,vx->cuv", cos_h, up, cos_w) - ops.einsum(
-        "uy,cyx,vx->cuv", sin_h, up, sin_w)
-    imag = ops.einsum("uy,cyx,vx->cuv", sin_h, up, cos_w) + ops.einsum(
-        "uy,cyx,vx->cuv", cos_h, up, sin_w)
+    real, imag = _dft2(up, "uy,cyx,vx->cuv", _dft_matrices(height, grid_h),
+                       _dft_matrices(width, grid_w))
     power = real ** 2 + imag ** 2                                   # [C, grid_h, grid_w]
     normalised = power / (ops.mean(power, axis=(1, 2), keepdims=True) + 1e-12)
     weight = (normalised - 1.0) ** 2
-    kcos_h, ksin_h = (ops.convert_to_tensor(m, "float32") for m in _dft_matrices(kh, grid_h))
-    kcos_w, ksin_w = (ops.convert_to_tensor(m, "float32") for m in _dft_matrices(kw, grid_w))
-    k_real = ops.einsum("uy,yxco,vx->couv", kcos_h, kernel, kcos_w) - ops.einsum(
-        "uy,yxco,vx->couv", ksin_h, kernel, ksin_w)
-    k_imag = ops.einsum("uy,yxco,vx->couv", ksin_h, kernel, kcos_w) + ops.einsum(
-        "uy,yxco,vx->couv", kcos_h, kernel, ksin_w)
+    k_real, k_imag = _dft2(kernel, "uy,yxco,vx->couv", _dft_matrices(kh, grid_h),
+                           _dft_matrices(kw, grid_w))
     filter_power = ops.sum(k_real ** 2 + k_imag ** 2, axis=1)       # [C, grid_h, grid_w]
     return ops.sum(ops.mean(filter_power * weight, axis=(1, 2)))
