@@ -79,14 +79,19 @@ def step(message):
 
 
 def cli_errors(function):
-    """Turn library ValueErrors raised inside a command into click usage errors."""
+    """Turn library ValueErrors raised inside a command into click usage errors, and a missing
+    TF-Hub module into a one-line error naming the folder to fill."""
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
+        from tfcf.hub import ModuleNotAvailable
+
         try:
             return function(*args, **kwargs)
         except ValueError as error:
             raise click.UsageError(str(error)) from error
+        except ModuleNotAvailable as error:
+            raise click.ClickException(str(error)) from error
 
     return wrapper
 

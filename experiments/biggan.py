@@ -163,22 +163,6 @@ def _common_params(handle, pair, blocks, truncation, k, samples, pairs, examples
             "k": k, "samples": samples, "pairs": pairs, "examples": examples}
 
 
-def _offline_errors(function):
-    """ModuleNotAvailable (a FileNotFoundError) -> a one-line click error naming the folder."""
-    import functools
-
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        from tfcf.hub import ModuleNotAvailable
-
-        try:
-            return function(*args, **kwargs)
-        except ModuleNotAvailable as error:
-            raise click.ClickException(str(error)) from error
-
-    return wrapper
-
-
 @click.command("fig5")
 @biggan_options
 @click.option("--pair", "pair_list", multiple=True, default=("koala,teddy", "cock,ostrich"),
@@ -188,7 +172,6 @@ def _offline_errors(function):
 @outdir_options("outputs/fig5")
 @click.pass_context
 @cli_errors
-@_offline_errors
 def fig5(ctx, handle, blocks, truncation, k, samples, pairs, examples, pair_list, show, outdir,
          seed, overwrite):
     """Figs. 1, 5, 13 and 15: BigGAN-deep hybrids across two classes, per Gblock and module.
@@ -261,7 +244,6 @@ def fig5(ctx, handle, blocks, truncation, k, samples, pairs, examples, pair_list
 @outdir_options("outputs/fig6")
 @click.pass_context
 @cli_errors
-@_offline_errors
 def fig6(ctx, handle, blocks, truncation, k, samples, pairs, examples, pair, classifiers,
          outdir, seed, overwrite):
     """Fig. 6: how often classifiers recognise an original class in hybrids, per Gblock.
@@ -335,7 +317,6 @@ def _entropy_command(name, figure, default_pair):
     @outdir_options(f"outputs/{name}")
     @click.pass_context
     @cli_errors
-    @_offline_errors
     def command(ctx, handle, blocks, truncation, k, samples, pairs, examples, pair, classifiers,
                 top, outdir, seed, overwrite):
         outdir, started = prepare(ctx, outdir, overwrite)
@@ -406,7 +387,6 @@ fig16 = _entropy_command("fig16", "ICLR 2020 Fig. 16", "cock,ostrich")
 @outdir_options("outputs/table3")
 @click.pass_context
 @cli_errors
-@_offline_errors
 def table3(ctx, handle, blocks, truncation, k, samples, pairs, examples, pair, block, count,
            classifiers, outdir, seed, overwrite):
     """Table 3 and Fig. 17: the top-1 decision of each classifier on randomly chosen hybrids.

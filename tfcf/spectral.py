@@ -58,24 +58,25 @@ def _autocorrelation(kernels):
     return np.fft.fftshift(corr, axes=(-2, -1))
 
 
-def _lag_products(fine_kernels, coarse_kernels, stride):
+def _at_lags(r_fine, fine_shape, r_coarse, coarse_shape, stride):
     """R_f at lags s*t and R_c at lags t, over the lags t where both can be non-zero.
 
-    Returns ([..., T] for fine, [..., T] for coarse)."""
-    rf = _autocorrelation(fine_kernels)
-    rc = _autocorrelation(coarse_kernels)
-    fh, fw = fine_kernels.shape[-2:]
-    ch, cw = coarse_kernels.shape[-2:]
+    ``r_*`` are centred autocorrelations of signals of spatial ``*_shape``; returns
+    ([..., T] for fine, [..., T] for coarse)."""
+    (fh, fw), (ch, cw) = fine_shape, coarse_shape
     # lags t with |s t| < fine size and |t| < coarse size
-    th = min((fh - 1) // stride, ch - 1)
-    tw = min((fw - 1) // stride, cw - 1)
-    rows = np.arange(-th, th + 1)
-    cols = np.arange(-tw, tw + 1)
-    fine_at = rf[..., (fh - 1) + stride * rows[:, None], (fw - 1) + stride * cols[None, :]]
-    coarse_at = rc[..., (ch - 1) + rows[:, None], (cw - 1) + cols[None, :]]
-    shape_f = fine_at.shape[:-2] + (-1,)
-    shape_c = coarse_at.shape[:-2] + (-1,)
-    return fine_at.reshape(shape_f), coarse_at.reshape(shape_c)
+    rows = np.arange(-min((fh - 1) // stride, ch - 1), min((fh - 1) // stride, ch - 1) + 1)
+    cols = np.arange(-min((fw - 1) // stride, cw - 1), min((fw - 1) // stride, cw - 1) + 1)
+    fine_at = r_fine[..., (fh - 1) + stride * rows[:, None], (fw - 1) + stride * cols[None, :]]
+    coarse_at = r_coarse[..., (ch - 1) + rows[:, None], (cw - 1) + cols[None, :]]
+    return (fine_at.reshape(fine_at.shape[:-2] + (-1,)),
+            coarse_at.reshape(coarse_at.shape[:-2] + (-1,)))
+
+
+def _lag_products(fine_kernels, coarse_kernels, stride):
+    """:func:`_at_lags` of two kernel stacks' autocorrelations."""
+    return _at_lags(_autocorrelation(fine_kernels), fine_kernels.shape[-2:],
+                    _autocorrelation(coarse_kernels), coarse_kernels.shape[-2:], stride)
 
 
 def kernel_sdr(fine, coarse, stride):
@@ -317,13 +318,8 @@ def activation_sdr(activations, kernel, stride, reduce=True):
     filters = np.transpose(kernel, (2, 3, 0, 1))    # [C, O, kh, kw]
     r_maps = _autocorrelation(maps).mean(axis=1)    # [C, 2H-1, 2W-1]
     r_filters = _autocorrelation(filters)           # [C, O, 2kh-1, 2kw-1]
-    H, W = maps.shape[-2:]
-    kh, kw = filters.shape[-2:]
-    th, tw = min((kh - 1) // stride, H - 1), min((kw - 1) // stride, W - 1)
-    rows, cols = np.arange(-th, th + 1), np.arange(-tw, tw + 1)
-    rf = r_filters[..., (kh - 1) + stride * rows[:, None], (kw - 1) + stride * cols[None, :]]
-    rx = r_maps[..., (H - 1) + rows[:, None], (W - 1) + cols[None, :]]
-    numerator = np.einsum("cotu,ctu->co", rf, rx)
+    rf, rx = _at_lags(r_filters, filters.shape[-2:], r_maps, maps.shape[-2:], stride)
+    numerator = np.einsum("cot,ct->co", rf, rx)
     energy = (filters ** 2).sum(axis=(2, 3)) * (maps ** 2).sum(axis=(2, 3)).mean(axis=1)[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = np.where(energy > 0, numerator / np.where(energy > 0, energy, 1.0), np.nan)
