@@ -24,18 +24,28 @@ def outdir_options(default):
     return decorate
 
 
-def model_options(function):
-    """--model, --weights, --layer."""
-    function = click.option("--layer", default=None,
-                            help="Layer to intervene on.  [default: the model's intermediate "
-                                 "layer]")(function)
-    function = click.option("--weights", type=click.Path(dir_okay=False), default=None,
-                            help="Checkpoint for dcgan:/vae:/began: models (.weights.h5 or "
-                                 "tensorlayer .npz).")(function)
-    function = click.option("--model", "model_name", default="face_dcgan", show_default=True,
-                            help="face_dcgan, dcgan:<preset>, vae:<preset>, began:<preset>, or a "
-                                 ".keras file.")(function)
-    return function
+# The trained models (models/weights/) each paper figure uses by default.
+FACE_VAE = "vae_paper_celeba_faces"        # ICLR 2020 Table 1 beta-VAE, aligned faces
+FACE_DCGAN = "dcgan_paper_celeba_faces"    # ICLR 2020 Table 1 DCGAN, aligned faces
+CIFAR_DCGAN = "dcgan_paper_cifar10_fashion"  # 2019 draft CIFAR-10 GAN, Fashion-MNIST
+
+
+def model_options(function=None, *, default="face_dcgan"):
+    """--model, --weights, --layer; ``@model_options`` or ``@model_options(default=NAME)``."""
+    def decorate(function):
+        function = click.option("--layer", default=None,
+                                help="Layer to intervene on.  [default: the model's "
+                                     "intermediate layer]")(function)
+        function = click.option("--weights", type=click.Path(dir_okay=False), default=None,
+                                help="Checkpoint for dcgan:/vae:/began: models (.weights.h5 or "
+                                     "tensorlayer .npz).")(function)
+        function = click.option("--model", "model_name", default=default, show_default=True,
+                                help="face_dcgan (pretrained), a trained model of "
+                                     "models/weights/ [@step], dcgan:<preset>, vae:<preset>, "
+                                     "began:<preset>, or a .keras file.")(function)
+        return function
+
+    return decorate(function) if function is not None else decorate
 
 
 def sampling_options(samples=256, pairs=256):

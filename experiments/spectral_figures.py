@@ -1,23 +1,45 @@
 """The SDR papers' figures: spectral dependency between layers, filter removal, stretch distortion.
 
     tfcf sdr-fig3a                 # one pathway of the generator: kernels, spectra, rho
-    tfcf sdr-fig4 --other dcgan:tensorlayer --other-weights net_d.npz   # G vs D histograms
-    tfcf sdr-fig5 --model vae:repo --weights dec.h5 --other vae:repo --other-weights enc.h5
+    tfcf sdr-fig4                  # G vs D histograms of the committed face DCGAN
+    tfcf sdr-fig5                  # decoder vs encoder of the committed face beta-VAE
     tfcf sdr-fig6                  # remove low-energy, then low/high-SDR filters of layer 3
-    tfcf sdr-fig7 --generator "32ch b1=vae:paper_celeba@a.weights.h5" --generator ...
+    tfcf sdr-fig7                  # the four committed VAE variants (32/64 ch x beta 1/0.1)
+    tfcf sdr-fig12                 # the dropout DCGAN's committed checkpoints along training
     tfcf stretch-fig3              # workshop Fig. 3a-d: stretch each level, errors per scale
-    tfcf stretch-fig4 --checkpoint 1000=vae:repo@s1000.h5 --checkpoint 2000=vae:repo@s2000.h5
+    tfcf stretch-fig4              # workshop Fig. 4: error along training, plain vs SDR penalty
 
-Every command runs on the pretrained face DCGAN by default (generator only) and takes the
-papers' models with ``--model``/``--weights`` once trained.
+Defaults: the tensorlayer-architecture pretrained face DCGAN for the single-generator SDR figures
+(3a, 6, 10: the SDR paper's network), and the models trained here and committed under
+``models/weights/`` where a discriminator, an encoder, variants or checkpoints along training are
+needed. ``--model``/``--weights`` (or LABEL=MODEL[@WEIGHTS] entries) take any other.
 """
 
 from __future__ import annotations
 
 import click
 
-from experiments._common import (cli_errors, finish, load_spec, model_options, outdir_options,
-                                 prepare, step)
+from experiments._common import (FACE_DCGAN, FACE_VAE, cli_errors, finish, load_spec,
+                                 model_options, outdir_options, prepare, step)
+
+SDR_VARIANTS = ("32ch beta 1=vae_sdr_c32_b1_fashion", "32ch beta 0.1=vae_sdr_c32_b0.1_fashion",
+                "64ch beta 1=vae_sdr_c64_b1_fashion", "64ch beta 0.1=vae_sdr_c64_b0.1_fashion")
+DROPOUT_DCGAN = "dcgan_dropout_fashion"
+STRETCH_RUNS = ("vae_plain_fashion", "vae_sdrpenalty_fashion")
+
+
+def committed_checkpoints(ctx, name):
+    """``STEP=name@STEP`` entries for every checkpoint of a committed model, in step order."""
+    from models.registry import committed_models
+
+    cards = committed_models()
+    if name not in cards:
+        ctx.fail(f"{name!r} is not a committed model (models/weights/: "
+                 f"{sorted(cards) or 'none'})")
+    steps = sorted(int(key) for key in cards[name].get("checkpoints", {}))
+    if not steps:
+        ctx.fail(f"{name} has no committed checkpoints along training")
+    return [f"{step_}={name}@{step_}" for step_ in steps]
 
 
 def _summary(values):
@@ -104,11 +126,12 @@ def sdr_fig3a(ctx, model_name, weights, layer, layers, pathway, outdir, seed, ov
              "layer_pair": _summary(rho), "files": ["pathway.png"]})
 
 
-def _histogram_command(name, figure, other_label, default_other):
+def _histogram_command(name, figure, other_label, default_other, default_model):
     @click.command(name)
-    @model_options
+    @model_options(default=default_model)
     @click.option("--other", "other_name", default=None,
-                  help=f"The {other_label}: {default_other} or a .keras file.  [default: none]")
+                  help=f"The {other_label}: {default_other}, a committed model or a .keras file, "
+                       f"'none' to skip.  [default: the committed model's own {other_label}]")
     @click.option("--other-weights", type=click.Path(dir_okay=False), default=None,
                   help=f"Weights of the {other_label}.")
     @outdir_options(f"outputs/{name}")
@@ -121,7 +144,13 @@ def _histogram_command(name, figure, other_label, default_other):
         from tfcf.io import atomic_write, save_figure
         from tfcf.plots_spectral import sdr_histograms_figure
 
+        from models.registry import committed_models
+
         spec = load_spec(ctx, model_name, weights, layer)
+        if other_name is None and model_name in committed_models():
+            other_name = model_name
+        elif other_name == "none":
+            other_name = None
         step("[1/2] SDR of every pathway of the generator")
         groups = {"generator" if other_label == "discriminator" else "decoder":
                   sdr_by_resolution(spec.model)}
@@ -163,8 +192,10 @@ def _histogram_command(name, figure, other_label, default_other):
     return command
 
 
-sdr_fig4 = _histogram_command("sdr-fig4", "SDR paper Fig. 4", "discriminator", "dcgan:<preset>")
-sdr_fig5 = _histogram_command("sdr-fig5", "SDR paper Fig. 5", "encoder", "vae:<preset>")
+sdr_fig4 = _histogram_command("sdr-fig4", "SDR paper Fig. 4", "discriminator", "dcgan:<preset>",
+                              FACE_DCGAN)
+sdr_fig5 = _histogram_command("sdr-fig5", "SDR paper Fig. 5", "encoder", "vae:<preset>",
+                              FACE_VAE)
 
 
 def _removal_command(name, figure, default_examples):
@@ -250,10 +281,10 @@ sdr_fig10 = _removal_command("sdr-fig10", "SDR paper Fig. 10", 10)
 
 
 def _parse_models(ctx, entries, what):
-    """LABEL=NAME[@WEIGHTS] -> [(label, spec)]."""
+    """LABEL=NAME[@WEIGHTS] -> [(label, spec)]; for a committed model, @STEP is a checkpoint."""
     from pathlib import Path
 
-    from models.registry import GeneratorSpec
+    from models.registry import GeneratorSpec, committed_models
 
     specs = []
     for entry in entries:
@@ -269,16 +300,20 @@ def _parse_models(ctx, entries, what):
             model = keras.saving.load_model(name, compile=False)
             spec = GeneratorSpec(Path(name).stem, model, stretch_levels(model)[-1],
                                  description=f"Keras model file {name}")
+        elif name in committed_models():
+            spec = load_spec(ctx, f"{name}@{weights}" if weights else name, None, None)
         else:
             spec = load_spec(ctx, name, weights or None, None)
         specs.append((label.strip(), spec))
     return specs
 
 
-def _compare_command(name, figure, option, help_text):
+def _compare_command(name, figure, option, help_text, defaults):
     @click.command(name)
-    @click.option(f"--{option}", "entries", multiple=True, required=True,
-                  help=f"{help_text}: LABEL=MODEL[@WEIGHTS]; repeat.")
+    @click.option(f"--{option}", "entries", multiple=True,
+                  help=f"{help_text}: LABEL=MODEL[@WEIGHTS]; repeat.  [default: " + (
+                      f"every committed checkpoint of {defaults}" if isinstance(defaults, str)
+                      else ", ".join(defaults)) + "]")
     @click.option("--examples", type=click.IntRange(1, 32), default=6, show_default=True)
     @outdir_options(f"outputs/{name}")
     @click.pass_context
@@ -291,6 +326,9 @@ def _compare_command(name, figure, option, help_text):
         from tfcf.plots import image_grid
         from tfcf.plots_spectral import sdr_histograms_figure
 
+        if not entries:
+            entries = (committed_checkpoints(ctx, defaults) if isinstance(defaults, str)
+                       else defaults)
         specs = _parse_models(ctx, entries, option)
         groups, rows = {}, []
         for label, spec in specs:
@@ -312,15 +350,17 @@ def _compare_command(name, figure, option, help_text):
 
     \b
     Examples:
+      tfcf {name}
       tfcf {name} --{option} "a=vae:paper_celeba@a.weights.h5" --{option} "b=vae:paper_celeba@b.weights.h5"
     """
     return command
 
 
 sdr_fig7 = _compare_command("sdr-fig7", "SDR paper Figs. 7-9 (VAE variants)", "generator",
-                            "A VAE variant (32 or 64 channels x beta 1 or 0.1)")
+                            "A VAE variant (32 or 64 channels x beta 1 or 0.1)", SDR_VARIANTS)
 sdr_fig12 = _compare_command("sdr-fig12", "SDR paper Figs. 12-13 (dropout along training)",
-                             "checkpoint", "A checkpoint of the DCGAN trained with dropout")
+                             "checkpoint", "A checkpoint of the DCGAN trained with dropout",
+                             DROPOUT_DCGAN)
 
 
 def stretch_levels(model):
@@ -347,7 +387,7 @@ def _distortion_errors(spec, layers, z, factor, levels):
 
 
 @click.command("stretch-fig3")
-@model_options
+@model_options(default=FACE_VAE)
 @click.option("--layers", default=None, help="Layers to stretch, comma-separated, coarse to "
               "fine.  [default: the last four hidden activation layers]")
 @click.option("--factor", type=float, default=1.5, show_default=True)
@@ -411,8 +451,13 @@ def stretch_fig3(ctx, model_name, weights, layer, layers, factor, levels, sample
 
 
 @click.command("stretch-fig4")
-@click.option("--checkpoint", "entries", multiple=True, required=True,
-              help="STEP=MODEL@WEIGHTS, one per checkpoint along training; repeat.")
+@click.option("--model", "runs", multiple=True,
+              help="A committed model: every checkpoint of it is one point; repeat to compare "
+                   "runs (Fig. 4c: with the SDR penalty).  [default: " + " vs ".join(STRETCH_RUNS)
+                   + "]")
+@click.option("--checkpoint", "entries", multiple=True,
+              help="STEP=MODEL@WEIGHTS, one per checkpoint along training; repeat (one series "
+                   "instead of --model).")
 @click.option("--layer", default=None, help="The stretched (fine-level) layer.  [default: the "
               "second-to-last hidden activation layer]")
 @click.option("--factor", type=float, default=1.5, show_default=True)
@@ -421,11 +466,16 @@ def stretch_fig3(ctx, model_name, weights, layer, layers, factor, levels, sample
 @outdir_options("outputs/stretch-fig4")
 @click.pass_context
 @cli_errors
-def stretch_fig4(ctx, entries, layer, factor, levels, samples, outdir, seed, overwrite):
-    """Workshop Fig. 4a/b: the stretch error of the fine level along training, per scale.
+def stretch_fig4(ctx, runs, entries, layer, factor, levels, samples, outdir, seed, overwrite):
+    """Workshop Fig. 4a/b/c: the stretch error of the fine level along training, per scale.
+
+    Each run is a series: per_scale.png has one panel per run (4a), total.png the error of the
+    complete picture of every run superimposed (4b; 4c is the run trained with the SDR penalty).
 
     \b
     Examples:
+      tfcf stretch-fig4
+      tfcf stretch-fig4 --model vae_paper_celeba_faces
       tfcf stretch-fig4 --checkpoint 10000=vae:repo@s10000.h5 --checkpoint 50000=vae:repo@s50000.h5
     """
     outdir, started = prepare(ctx, outdir, overwrite)
@@ -434,28 +484,47 @@ def stretch_fig4(ctx, entries, layer, factor, levels, samples, outdir, seed, ove
     from tfcf.io import save_figure
     from tfcf.plots_spectral import series_figure
 
-    specs = _parse_models(ctx, entries, "checkpoint")
-    try:
-        steps = [int(label) for label, _ in specs]
-    except ValueError:
-        ctx.fail("--checkpoint labels must be training steps (integers)")
-    per_scale, total = [], []
-    for (label, spec) in specs:
-        name = layer or stretch_levels(spec.model)[-2]
-        z = spec.sample_latent(samples, seed=seed)
-        errors, images = _distortion_errors(spec, [name], z, factor, levels)
-        per_scale.append(errors[name].mean(axis=0))
-        total.append(float(np.mean((images[name][0] - images[name][1]) ** 2)))
-    per_scale = np.array(per_scale)
-    save_figure(series_figure(steps, {f"scale {j + 1}": per_scale[:, j] for j in range(levels)},
-                              "mean squared error", title="stretch error per wavelet scale "
-                                                          "(1 = coarsest)"),
-                outdir / "per_scale.png")
-    save_figure(series_figure(steps, {"complete picture": total}, "mean squared error",
+    if runs and entries:
+        ctx.fail("give --model or --checkpoint, not both")
+    if entries:
+        series = {"checkpoints": list(entries)}
+    else:
+        series = {run: committed_checkpoints(ctx, run) for run in (runs or STRETCH_RUNS)}
+    results = {}
+    for run, run_entries in series.items():
+        specs = _parse_models(ctx, run_entries, "checkpoint")
+        try:
+            steps = [int(label) for label, _ in specs]
+        except ValueError:
+            ctx.fail("--checkpoint labels must be training steps (integers)")
+        per_scale, total = [], []
+        for (label, spec) in specs:
+            step(f"    {run}: step {label}")
+            name = layer or stretch_levels(spec.model)[-2]
+            z = spec.sample_latent(samples, seed=seed)
+            errors, images = _distortion_errors(spec, [name], z, factor, levels)
+            per_scale.append(errors[name].mean(axis=0))
+            total.append(float(np.mean((images[name][0] - images[name][1]) ** 2)))
+        results[run] = {"steps": steps, "layer": name, "per_scale": np.array(per_scale).tolist(),
+                        "total": total}
+    files = []
+    for index, (run, result) in enumerate(results.items()):
+        per_scale = np.array(result["per_scale"])
+        file = "per_scale.png" if len(results) == 1 else f"per_scale_{index + 1}.png"
+        save_figure(series_figure(result["steps"], {f"scale {j + 1}": per_scale[:, j]
+                                                    for j in range(levels)},
+                                  "mean squared error",
+                                  title=f"{run}: stretch error of {result['layer']} per wavelet "
+                                        "scale (1 = coarsest)"), outdir / file)
+        files.append(file)
+    steps_union = sorted({s_ for result in results.values() for s_ in result["steps"]})
+    curves = {run: [dict(zip(result["steps"], result["total"])).get(s_, np.nan)
+                    for s_ in steps_union] for run, result in results.items()}
+    save_figure(series_figure(steps_union, curves, "mean squared error",
                               title="stretch error of the complete picture"),
                 outdir / "total.png")
-    finish(outdir, started, seed, {"checkpoints": list(entries), "layer": layer,
-                                    "factor": factor, "levels": levels, "samples": samples},
-            {"figure": "ICML 2018 workshop Fig. 4a/b", "steps": steps,
-             "per_scale": per_scale.tolist(), "total": total,
-             "files": ["per_scale.png", "total.png"]})
+    finish(outdir, started, seed, {"models": list(series), "checkpoints": list(entries),
+                                    "layer": layer, "factor": factor, "levels": levels,
+                                    "samples": samples},
+            {"figure": "ICML 2018 workshop Fig. 4a/b/c", "runs": results,
+             "files": files + ["total.png"]})

@@ -6,9 +6,11 @@
     images = spec.model(spec.sample_latent(8, seed=0))
     spec.layer, spec.layer_pair                              # default intervention layers
 
-Names: ``face_dcgan``; ``dcgan:<preset>``, ``vae:<preset>`` (the decoder), ``began:<preset>``
-with ``weights`` (a Keras ``.weights.h5`` file or a tensorlayer ``.npz`` checkpoint); or a path
-to a Keras ``.keras`` model file.
+Names: ``face_dcgan``; a model trained by tfcf and committed under ``models/weights/`` by its
+folder name (``dcgan_paper_celeba_faces``), or one of its checkpoints along training
+(``dcgan_dropout_fashion@500``: the step); ``dcgan:<preset>``, ``vae:<preset>`` (the decoder),
+``began:<preset>`` with ``weights`` (a Keras ``.weights.h5`` file or a tensorlayer ``.npz``
+checkpoint); or a path to a Keras ``.keras`` model file.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-GENERATORS = ("face_dcgan", "dcgan:<preset>", "vae:<preset>", "began:<preset>", "<file>.keras")
+GENERATORS = ("face_dcgan", "<committed>[@<step>]", "dcgan:<preset>", "vae:<preset>",
+              "began:<preset>", "<file>.keras")
+WEIGHTS_ROOT = Path(__file__).resolve().parent / "weights"
 
 
 @dataclasses.dataclass
@@ -61,6 +65,76 @@ def _load_weights(model, weights, name):
         model.load_weights(path)
 
 
+def committed_models(root=None):
+    """``{folder name: model card}`` of the trained models committed under ``models/weights/``.
+
+    Example::
+
+        cards = committed_models()
+        cards["dcgan_paper_celeba_faces"]["steps"], cards["vae_sdr_c64_b0.1_fashion"]["beta"]
+    """
+    import json
+
+    root = Path(root) if root is not None else WEIGHTS_ROOT
+    cards = {}
+    for path in sorted(root.glob("*/MODEL_CARD.json")):
+        cards[path.parent.name] = json.loads(path.read_text())
+    return cards
+
+
+def _split_committed(name, root=None):
+    """``(folder, card, step)`` when ``name`` is ``<committed>[@<step>]``, else None."""
+    folder, at, step = name.partition("@")
+    cards = committed_models(root)
+    if folder not in cards:
+        return None
+    card = cards[folder]
+    if not at:
+        return folder, card, None
+    available = sorted(int(key) for key in card.get("checkpoints", {}))
+    if not step.isdigit() or int(step) not in available:
+        raise ValueError(f"{folder} has no checkpoint at step {step!r}; committed steps: "
+                         f"{available or 'none'} (or no @step for the final weights)")
+    return folder, card, int(step)
+
+
+def _build_committed(card, part):
+    from models import began, dcgan, vae
+
+    family, preset = card["family"], card["preset"]
+    if family == "vae":
+        return vae.build_decoder(preset) if part == "generator" else vae.build_encoder(preset)
+    if family == "dcgan":
+        if part == "generator":
+            options = {} if card.get("dropout") is None else {"dropout": card["dropout"]}
+            return dcgan.build_generator(preset, **options)
+        return dcgan.build_discriminator(preset)
+    if family == "began":
+        return began.build_generator(preset) if part == "generator" else \
+            began.build_discriminator(preset)
+    raise ValueError(f"committed model card names an unknown family {family!r}")
+
+
+def _committed_spec(folder, card, step, root=None):
+    from models import began, dcgan, vae
+
+    root = Path(root) if root is not None else WEIGHTS_ROOT
+    family, preset = card["family"], card["preset"]
+    model = _build_committed(card, "generator")
+    file = card["generator_weights"] if step is None else card["checkpoints"][str(step)]
+    model.load_weights(root / folder / file)
+    steps = card["steps"] if step is None else step
+    description = (f"{family} {preset} trained by tfcf on {card['data']} for {steps} steps "
+                   f"(models/weights/{folder})")
+    label = folder if step is None else f"{folder}@{step}"
+    if family == "began":
+        pair = tuple(began.INTERMEDIATE_LAYERS[preset])
+        return GeneratorSpec(label, model, pair[0], layer_pair=pair, latent="uniform",
+                             description=description)
+    module = {"dcgan": dcgan, "vae": vae}[family]
+    return GeneratorSpec(label, model, module.INTERMEDIATE_LAYER[preset], description=description)
+
+
 def load_generator(name, layer=None, weights=None):
     """Load a generator by registry name or from a ``.keras`` file (see the module docstring).
 
@@ -70,7 +144,13 @@ def load_generator(name, layer=None, weights=None):
     """
     name = str(name)
     family, _, preset = name.partition(":")
-    if name == "face_dcgan":
+    committed = _split_committed(name)
+    if committed is not None:
+        if weights is not None:
+            raise ValueError(f"{name!r} is a committed model with its own weights; pass --weights "
+                             f"with {committed[1]['family']}:{committed[1]['preset']} instead")
+        spec = _committed_spec(*committed)
+    elif name == "face_dcgan":
         from models import face_dcgan
 
         spec = GeneratorSpec(
@@ -106,13 +186,15 @@ def load_generator(name, layer=None, weights=None):
             raise ValueError(f"a model loaded from {path} needs --layer (a layer name of it)")
         spec = GeneratorSpec(path.stem, model, layer, description=f"Keras model file {path}")
     else:
-        raise ValueError(f"unknown generator {name!r}: valid names are {list(GENERATORS)}")
+        raise ValueError(f"unknown generator {name!r}: valid names are {list(GENERATORS)}; "
+                         f"committed: {sorted(committed_models()) or 'none'}")
     if layer is not None:
         spec.layer = layer
     return spec
 
 
-INVERSE_NETWORKS = ("dcgan:<preset> (discriminator)", "vae:<preset> (encoder)", "<file>.keras")
+INVERSE_NETWORKS = ("<committed> (its discriminator or encoder)", "dcgan:<preset> (discriminator)",
+                    "vae:<preset> (encoder)", "<file>.keras")
 
 
 def load_inverse_network(name, weights=None):
@@ -125,6 +207,16 @@ def load_inverse_network(name, weights=None):
     """
     name = str(name)
     family, _, preset = name.partition(":")
+    committed = _split_committed(name)
+    if committed is not None:
+        folder, card, step = committed
+        key = "encoder_weights" if card["family"] == "vae" else "discriminator_weights"
+        if step is not None or key not in card:
+            raise ValueError(f"{name!r}: only the final {key.split('_')[0]} of a committed model "
+                             "is published")
+        model = _build_committed(card, "encoder" if card["family"] == "vae" else "discriminator")
+        model.load_weights(WEIGHTS_ROOT / folder / card[key])
+        return model
     if family in ("dcgan", "vae") and ":" in name:
         from models import dcgan, vae
 

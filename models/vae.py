@@ -34,6 +34,9 @@ Presets (`PRESETS`):
 - `paper_cifar10`: Table 1 "VAE cifar10" of the 2019 draft: z 128, decoder 3 deconvolutions, all
   stride 2, channels (64, 32, 16, 3), maps (4, 8, 16) -> 32x32x3; beta 0.0005; encoder three convs
   (16, 32, 64), the decoder's widths reversed (32 -> 16 -> 8 -> 4).
+- `sdr_c32`, `sdr_c64`: the VAE variants of the SDR paper (Besserve et al., Figs. 7-9): 32 or 64
+  channels in the last hidden layer, decoder (64, 32, 32|64, 3) on the `paper_cifar10` network;
+  the paper's beta 1 or 0.1 is chosen with `tfcf train vae --beta`.
 
 `INTERMEDIATE_LAYER[preset]` is the activation the paper intervenes on ("intermediate level",
 Fig. 7 of the ICLR paper): the ReLU of the decoder block whose maps are 16x16 for 64-pixel
@@ -106,12 +109,32 @@ PRESETS = {
         "image_size": 32,
         "beta": 0.0005,
     },
+    # The SDR paper's VAE variants (its Figs. 7-9): only the last hidden layer's width changes,
+    # 32 or 64 channels, here on the 32-pixel paper_cifar10 network; beta is given at training.
+    "sdr_c32": {
+        "z_dim": 128,
+        "encoder_channels": (16, 32, 64),
+        "decoder_channels": (64, 32, 32, 3),
+        "last_stride": 2,
+        "image_size": 32,
+        "beta": 1.0,
+    },
+    "sdr_c64": {
+        "z_dim": 128,
+        "encoder_channels": (16, 32, 64),
+        "decoder_channels": (64, 32, 64, 3),
+        "last_stride": 2,
+        "image_size": 32,
+        "beta": 1.0,
+    },
 }
 
 INTERMEDIATE_LAYER = {
     "repo": "g_h1_relu",
     "paper_celeba": "g_h1_relu",
     "paper_cifar10": "g_h1_relu",
+    "sdr_c32": "g_h1_relu",
+    "sdr_c64": "g_h1_relu",
 }
 
 KERNEL_SIZE = 5

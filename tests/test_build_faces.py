@@ -70,6 +70,17 @@ def test_publish_copies_the_card_weights_and_samples(tmp_path):
     target = publish_weights.publish(run, "toy", root=tmp_path / "weights")
     assert (target / "g.weights.h5").read_bytes() == b"weights"
     assert json.loads((target / "MODEL_CARD.json").read_text())["published_from"] == str(run)
+    with pytest.raises(FileNotFoundError, match="no ckpt-<step>"):
+        publish_weights.publish(run, "toy", root=tmp_path / "weights", checkpoints=True)
+    for step in (10, 5):
+        (run / f"ckpt-{step}").mkdir()
+        (run / f"ckpt-{step}" / "generator.weights.h5").write_bytes(b"w%d" % step)
+    (run / "samples-10.png").write_bytes(b"png10")
+    target = publish_weights.publish(run, "toy", root=tmp_path / "weights", checkpoints=True)
+    card = json.loads((target / "MODEL_CARD.json").read_text())
+    assert card["checkpoints"] == {"5": "g.step5.weights.h5", "10": "g.step10.weights.h5"}
+    assert card["checkpoint_samples"] == {"5": "samples-5.png", "10": "samples-10.png"}
+    assert (target / "g.step10.weights.h5").read_bytes() == b"w10"
     (run / "g.weights.h5").write_bytes(b"0" * (publish_weights.LIMIT + 1))
     with pytest.raises(ValueError, match="over the 10 MB limit"):
         publish_weights.publish(run, "toy", root=tmp_path / "weights")

@@ -106,7 +106,7 @@ def test_compare_and_stretch_commands(files, tiny_generator, tmp_path):
     invoke(["stretch-fig4", "--checkpoint", f"100={files / 'g.keras'}",
             "--checkpoint", f"200={files / 'g2.keras'}", "--levels", 3, "--samples", 4,
             "--outdir", tmp_path / "t"])
-    results = read(tmp_path / "t")
+    results = read(tmp_path / "t")["runs"]["checkpoints"]
     assert results["steps"] == [100, 200] and len(results["per_scale"][0]) == 3
     # the default stretched layer is the second-to-last hidden activation (block1 here)
     distorted, reference = distortion.distort(tiny_generator, "block1", z[:4])

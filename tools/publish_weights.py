@@ -1,9 +1,14 @@
 """Copy a finished training run's weights, model card and last sample grid into models/weights/.
 
     python tools/publish_weights.py runs/vae_paper_cifar10_fashion_beta1 vae_paper_cifar10_fashion
+    python tools/publish_weights.py runs/dcgan_dropout_fashion dcgan_dropout_fashion --checkpoints
 
 Refuses files over 10 MB (the repository's limit per file) and runs without a MODEL_CARD.json.
-Copies are written atomically; the card gains the published file names.
+Copies are written atomically; the card gains the published file names. ``--checkpoints`` also
+publishes the generator of every checkpoint left in the run (``ckpt-<step>/``, see
+``tfcf train --keep-every``) as ``<generator stem>.step<step>.weights.h5``, listed in the card under
+``checkpoints`` (step -> file) with their sample grids: ``models.registry`` then loads them as
+``<name>@<step>``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 LIMIT = 10 * 1024 * 1024
 
 
-def publish(run, name, root="models/weights"):
+def _checkpoints(run, card):
+    """``{step: (source path, published name)}`` for the run's checkpoint generators."""
+    stem = card["generator_weights"].removesuffix(".weights.h5")
+    found = {}
+    for folder in run.glob("ckpt-*"):
+        step = folder.name.removeprefix("ckpt-")
+        if step.isdigit() and (folder / "generator.weights.h5").is_file():
+            found[int(step)] = (folder / "generator.weights.h5", f"{stem}.step{step}.weights.h5")
+    return dict(sorted(found.items()))
+
+
+def publish(run, name, root="models/weights", checkpoints=False):
     """Copy the run's exported weights, card and samples to ``root/name``; returns the folder."""
     from tfcf.io import atomic_path, save_json
 
@@ -30,15 +46,27 @@ def publish(run, name, root="models/weights"):
     card = json.loads(card_path.read_text())
     files = [card["generator_weights"], card["samples"]]
     files += [card[key] for key in ("encoder_weights", "discriminator_weights") if key in card]
-    for file in files:
-        size = (run / file).stat().st_size
+    copies = {file: run / file for file in files}
+    if checkpoints:
+        found = _checkpoints(run, card)
+        if not found:
+            raise FileNotFoundError(f"{run} has no ckpt-<step>/generator.weights.h5 to publish")
+        card["checkpoints"] = {str(step): published for step, (_, published) in found.items()}
+        card["checkpoint_samples"] = {}
+        for step, (source, published) in found.items():
+            copies[published] = source
+            if (run / f"samples-{step}.png").is_file():
+                copies[f"samples-{step}.png"] = run / f"samples-{step}.png"
+                card["checkpoint_samples"][str(step)] = f"samples-{step}.png"
+    for file, source in copies.items():
+        size = source.stat().st_size
         if size > LIMIT:
-            raise ValueError(f"{run / file} has {size / 2**20:.1f} MB, over the 10 MB limit")
+            raise ValueError(f"{source} has {size / 2**20:.1f} MB, over the 10 MB limit")
     target = Path(root) / name
     target.mkdir(parents=True, exist_ok=True)
-    for file in files:
+    for file, source in copies.items():
         with atomic_path(target / file) as temporary:
-            shutil.copyfile(run / file, temporary)
+            shutil.copyfile(source, temporary)
     card["published_from"] = str(run)
     save_json(target / "MODEL_CARD.json", card)
     markdown = (run / "MODEL_CARD.md").read_text() if (run / "MODEL_CARD.md").is_file() else ""
@@ -51,8 +79,10 @@ def main(argv=None):
     parser.add_argument("run")
     parser.add_argument("name")
     parser.add_argument("--root", default="models/weights")
+    parser.add_argument("--checkpoints", action="store_true",
+                        help="Also publish the generator of every ckpt-<step>/ left in the run.")
     args = parser.parse_args(argv)
-    print(publish(args.run, args.name, args.root))
+    print(publish(args.run, args.name, args.root, checkpoints=args.checkpoints))
 
 
 if __name__ == "__main__":

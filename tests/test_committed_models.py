@@ -1,0 +1,99 @@
+"""Trained models committed under models/weights/: loading by name, checkpoints, command defaults."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from experiments.cli import main
+from models import dcgan, registry
+
+
+@pytest.fixture()
+def toy_root(tmp_path, monkeypatch):
+    """A committed DCGAN (paper_cifar10) with final weights and two checkpoints."""
+    folder = tmp_path / "toy_dcgan"
+    folder.mkdir()
+    generator = dcgan.build_generator("paper_cifar10", seed=1)
+    generator.save_weights(folder / "g.weights.h5")
+    dcgan.build_discriminator("paper_cifar10", seed=2).save_weights(folder / "d.weights.h5")
+    for step, scale in ((5, 0.5), (10, 2.0)):
+        copy = dcgan.build_generator("paper_cifar10", seed=1)
+        copy.set_weights([w * scale for w in generator.get_weights()])
+        copy.save_weights(folder / f"g.step{step}.weights.h5")
+    card = {"family": "dcgan", "preset": "paper_cifar10", "data": "fashion-mnist", "steps": 20,
+            "dropout": None, "generator_weights": "g.weights.h5",
+            "discriminator_weights": "d.weights.h5",
+            "checkpoints": {"5": "g.step5.weights.h5", "10": "g.step10.weights.h5"}}
+    (folder / "MODEL_CARD.json").write_text(json.dumps(card))
+    monkeypatch.setattr(registry, "WEIGHTS_ROOT", tmp_path)
+    return tmp_path, generator
+
+
+def test_committed_models_load_by_name_and_step(toy_root):
+    _, generator = toy_root
+    assert list(registry.committed_models()) == ["toy_dcgan"]
+    spec = registry.load_generator("toy_dcgan")
+    assert spec.layer == dcgan.INTERMEDIATE_LAYER["paper_cifar10"]
+    assert "fashion-mnist for 20 steps" in spec.description
+    for got, want in zip(spec.model.get_weights(), generator.get_weights()):
+        np.testing.assert_array_equal(got, want)
+    early = registry.load_generator("toy_dcgan@5")
+    assert early.name == "toy_dcgan@5"
+    for got, want in zip(early.model.get_weights(), generator.get_weights()):
+        np.testing.assert_allclose(got, want * 0.5)
+    with pytest.raises(ValueError, match=r"no checkpoint at step '7'; committed steps: \[5, 10\]"):
+        registry.load_generator("toy_dcgan@7")
+    with pytest.raises(ValueError, match="committed model with its own weights"):
+        registry.load_generator("toy_dcgan", weights="x.weights.h5")
+    with pytest.raises(ValueError, match=r"committed: \['toy_dcgan'\]"):
+        registry.load_generator("toy_gan")
+    discriminator = registry.load_inverse_network("toy_dcgan")
+    assert discriminator.inputs[0].shape[1:] == (32, 32, 3)
+
+
+def test_commands_take_committed_checkpoints(toy_root, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["sdr-fig12", "--checkpoint", "5=toy_dcgan@5", "--checkpoint",
+                                  "20=toy_dcgan", "--examples", "2", "--outdir",
+                                  str(tmp_path / "f12")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "f12" / "results.json").read_text())["summary"]
+    assert set(summary) == {"5", "20"}
+    result = runner.invoke(main, ["stretch-fig4", "--model", "toy_dcgan", "--levels", "3",
+                                  "--samples", "4", "--outdir", str(tmp_path / "s4")])
+    assert result.exit_code == 0, result.output
+    run = json.loads((tmp_path / "s4" / "results.json").read_text())["runs"]["toy_dcgan"]
+    assert run["steps"] == [5, 10] and len(run["per_scale"][1]) == 3
+    # with every weight doubled the stretch error differs from the halved checkpoint's
+    assert run["total"][0] != pytest.approx(run["total"][1])
+    result = runner.invoke(main, ["stretch-fig4", "--model", "nope", "--outdir",
+                                  str(tmp_path / "bad")])
+    assert result.exit_code == 2 and "'nope' is not a committed model" in result.output
+    result = runner.invoke(main, ["sdr-fig4", "--model", "toy_dcgan", "--outdir",
+                                  str(tmp_path / "f4")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "f4" / "results.json").read_text())["summary"]
+    assert set(summary) == {"generator", "discriminator"}   # its own D by default
+
+
+def test_every_default_names_a_committed_model():
+    from experiments import _common, spectral_figures
+
+    cards = registry.committed_models()
+    names = [_common.FACE_VAE, _common.FACE_DCGAN, _common.CIFAR_DCGAN,
+             spectral_figures.DROPOUT_DCGAN, *spectral_figures.STRETCH_RUNS,
+             *(entry.split("=")[1] for entry in spectral_figures.SDR_VARIANTS)]
+    missing = [name for name in names if name not in cards]
+    assert not missing, f"defaults without committed weights: {missing}"
+    for name in (spectral_figures.DROPOUT_DCGAN, *spectral_figures.STRETCH_RUNS):
+        assert len(cards[name]["checkpoints"]) >= 4, name
+    for name, card in cards.items():
+        folder = registry.WEIGHTS_ROOT / name
+        files = [card["generator_weights"], card["samples"], *card.get("checkpoints", {}).values()]
+        for file in files:
+            assert (folder / file).stat().st_size <= 10 * 2**20, (name, file)
+        spec = registry.load_generator(name)
+        image = np.asarray(spec.model(spec.sample_latent(2, seed=0)))
+        assert np.isfinite(image).all() and image.min() >= -1 and image.max() <= 1
