@@ -80,21 +80,22 @@ def _hub_missing(*classifiers):
 
 PLAN.update({
     "sdr-fig3a": ("SDR paper Fig. 3a: one pathway, kernels and spectra", [], [], []),
-    "sdr-fig4": ("SDR paper Fig. 4: SDR histograms per resolution (generator; discriminator "
-                 "with --other)", [], [], []),
+    "sdr-fig4": ("SDR paper Fig. 4: SDR histograms per resolution, generator vs discriminator",
+                 [], [], []),
+    "sdr-fig5": ("SDR paper Fig. 5: SDR histograms, decoder vs encoder (VAE)", [], [], []),
     "sdr-fig6": ("SDR paper Fig. 6: removing low-energy, then low/high-SDR kernels", [],
                  ["--examples", "8"], ["--examples", "2"]),
+    "sdr-fig10": ("SDR paper Fig. 10: more samples after removing low/high-SDR kernels", [],
+                  [], ["--examples", "2"]),
+    "sdr-fig7": ("SDR paper Figs. 7-9: VAE variants (channels x beta)", [], [],
+                 ["--examples", "2"]),
+    "sdr-fig12": ("SDR paper Figs. 12-13: dropout DCGAN along training", [], [],
+                  ["--examples", "2"]),
     "stretch-fig3": ("ICML 2018 workshop Fig. 3a-d: stretch distortion by wavelet scale", [],
                      ["--samples", "64"], ["--samples", "4", "--examples", "2"]),
+    "stretch-fig4": ("ICML 2018 workshop Fig. 4a-c: stretch error along training, with and "
+                     "without the SDR penalty", [], ["--samples", "64"], ["--samples", "4"]),
 })
-_TRAINED = ("needs trained checkpoints (tfcf train, training issue): run it by hand with "
-            "--model/--weights or LABEL=MODEL@WEIGHTS entries, see tfcf {name} --help")
-for _name, _what in (("sdr-fig5", "SDR paper Fig. 5: decoder vs encoder (VAE)"),
-                     ("sdr-fig7", "SDR paper Figs. 7-9: VAE variants"),
-                     ("sdr-fig12", "SDR paper Figs. 12-13: dropout along training"),
-                     ("stretch-fig4", "ICML 2018 workshop Fig. 4a/b: stretch error along "
-                                      "training")):
-    PLAN[_name] = (_what, [], [], [])
 
 _ALL_CLASSIFIERS = ("inception_v3", "inception_resnet_v2", "nasnet_large", "resnet_v2_50")
 # Commands that need data the user brings: name -> a function returning why they cannot run, or None.
@@ -105,8 +106,6 @@ NEEDS = {"table2": lambda: None if _real_data() else
          "fig14": lambda: _hub_missing("resnet_v2_50"),
          "fig16": lambda: _hub_missing("resnet_v2_50"),
          "table3": lambda: _hub_missing(*_ALL_CLASSIFIERS)}
-NEEDS.update({name: (lambda name=name: _TRAINED.format(name=name))
-              for name in ("sdr-fig5", "sdr-fig7", "sdr-fig12", "stretch-fig4")})
 
 
 def _real_data():
