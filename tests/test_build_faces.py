@@ -76,8 +76,11 @@ def test_publish_copies_the_card_weights_and_samples(tmp_path):
         (run / f"ckpt-{step}").mkdir()
         (run / f"ckpt-{step}" / "generator.weights.h5").write_bytes(b"w%d" % step)
     (run / "samples-10.png").write_bytes(b"png10")
-    target = publish_weights.publish(run, "toy", root=tmp_path / "weights", checkpoints=True)
+    target = publish_weights.publish(run, "toy", root=tmp_path / "weights", checkpoints=True,
+                                     note="blurry")
     card = json.loads((target / "MODEL_CARD.json").read_text())
+    assert card["note"] == "blurry"
+    assert "`--model toy@10`" in (target / "MODEL_CARD.md").read_text()
     assert card["checkpoints"] == {"5": "g.step5.weights.h5", "10": "g.step10.weights.h5"}
     assert card["checkpoint_samples"] == {"5": "samples-5.png", "10": "samples-10.png"}
     assert (target / "g.step10.weights.h5").read_bytes() == b"w10"

@@ -35,7 +35,7 @@ def _checkpoints(run, card):
     return dict(sorted(found.items()))
 
 
-def publish(run, name, root="models/weights", checkpoints=False):
+def publish(run, name, root="models/weights", checkpoints=False, note=None):
     """Copy the run's exported weights, card and samples to ``root/name``; returns the folder."""
     from tfcf.io import atomic_path, save_json
 
@@ -68,8 +68,16 @@ def publish(run, name, root="models/weights", checkpoints=False):
         with atomic_path(target / file) as temporary:
             shutil.copyfile(source, temporary)
     card["published_from"] = str(run)
+    if note:
+        card["note"] = note
     save_json(target / "MODEL_CARD.json", card)
     markdown = (run / "MODEL_CARD.md").read_text() if (run / "MODEL_CARD.md").is_file() else ""
+    if note:
+        markdown = markdown.rstrip("\n") + f"\n\n## Note\n\n{note}\n"
+    if checkpoints:
+        markdown = markdown.rstrip("\n") + "\n\n## Checkpoints along training\n\n" + "\n".join(
+            f"- step {step}: `{file}` (`--model {name}@{step}`)"
+            for step, file in card["checkpoints"].items()) + "\n"
     (target / "MODEL_CARD.md").write_text(markdown)
     return target
 
@@ -81,8 +89,10 @@ def main(argv=None):
     parser.add_argument("--root", default="models/weights")
     parser.add_argument("--checkpoints", action="store_true",
                         help="Also publish the generator of every ckpt-<step>/ left in the run.")
+    parser.add_argument("--note", default=None,
+                        help="What a user should know (quality, deviations from the paper).")
     args = parser.parse_args(argv)
-    print(publish(args.run, args.name, args.root, checkpoints=args.checkpoints))
+    print(publish(args.run, args.name, args.root, checkpoints=args.checkpoints, note=args.note))
 
 
 if __name__ == "__main__":
