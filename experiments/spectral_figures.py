@@ -340,11 +340,20 @@ def _compare_command(name, figure, option, help_text, defaults):
                     outdir / "sdr_histograms.png")
         save_figure(image_grid(np.stack(rows), row_titles=[label for label, _ in specs],
                                title=f"{figure}: samples"), outdir / "samples.png")
+        files = ["sdr_histograms.png", "samples.png"]
+        if option == "checkpoint" and all(label.isdigit() for label in groups):
+            from tfcf.plots_spectral import sdr_evolution_figure
+
+            save_figure(sdr_evolution_figure([int(label) for label in groups],
+                                             list(groups.values()),
+                                             title=f"{figure}: SDR along training"),
+                        outdir / "evolution.png")
+            files.append("evolution.png")
         finish(outdir, started, seed, {option: list(entries), "examples": examples},
                 {"figure": figure,
                  "summary": {label: {str(level): _summary(values) for level, values in
                                      levels.items()} for label, levels in groups.items()},
-                 "files": ["sdr_histograms.png", "samples.png"]})
+                 "files": files})
 
     command.help = f"""{figure}: samples and SDR histograms of several generators.
 

@@ -59,8 +59,9 @@ def test_commands_take_committed_checkpoints(toy_root, tmp_path):
                                   "20=toy_dcgan", "--examples", "2", "--outdir",
                                   str(tmp_path / "f12")])
     assert result.exit_code == 0, result.output
-    summary = json.loads((tmp_path / "f12" / "results.json").read_text())["summary"]
-    assert set(summary) == {"5", "20"}
+    results = json.loads((tmp_path / "f12" / "results.json").read_text())
+    assert set(results["summary"]) == {"5", "20"}
+    assert "evolution.png" in results["files"] and (tmp_path / "f12" / "evolution.png").is_file()
     result = runner.invoke(main, ["stretch-fig4", "--model", "toy_dcgan", "--levels", "3",
                                   "--samples", "4", "--outdir", str(tmp_path / "s4")])
     assert result.exit_code == 0, result.output

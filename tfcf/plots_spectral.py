@@ -66,7 +66,9 @@ def sdr_histograms_figure(groups, title=None, bins=None):
                                      "discriminator": {64: rho_c, 32: rho_d}})
 
     ``groups`` maps a network name to ``{resolution: array of rho}``; NaNs are dropped. Each
-    histogram is normalised to a density so networks of different widths compare.
+    histogram is normalised to a density so networks of different widths compare. Up to three
+    groups are drawn as filled histograms; more (e.g. checkpoints along training) as outlines
+    coloured in order along a colour map.
     """
     levels = sorted({level for values in groups.values() for level in values}, reverse=True)
     if not levels:
@@ -74,21 +76,58 @@ def sdr_histograms_figure(groups, title=None, bins=None):
     bins = np.linspace(0.0, 2.5, 61) if bins is None else bins
     figure, axes = plt.subplots(1, len(levels), figsize=(3.6 * len(levels) + 0.4, 3.4),
                                 squeeze=False, layout="constrained")
+    ordered = len(groups) > 3
+    colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, len(groups)))
     for axis, level in zip(axes[0], levels):
         for index, (name, values) in enumerate(groups.items()):
             if level not in values:
                 continue
             data = np.asarray(values[level], dtype=np.float64).ravel()
             data = data[np.isfinite(data)]
-            axis.hist(np.clip(data, bins[0], bins[-1]), bins=bins, density=True, alpha=0.55,
-                      color=f"C{index}", label=f"{name} (median {np.median(data):.2f})")
+            style = ({"histtype": "step", "lw": 1.4, "color": colours[index]} if ordered
+                     else {"alpha": 0.55, "color": f"C{index}"})
+            axis.hist(np.clip(data, bins[0], bins[-1]), bins=bins, density=True,
+                      label=f"{name} (median {np.median(data):.2f})", **style)
         axis.axvline(1.0, color="black", lw=0.8, ls="--")
         axis.set_title(f"{level}x{level} resolution", fontsize=9)
-        axis.set_xlabel("spectral dependency ratio rho")
+        axis.set_xlabel(f"spectral dependency ratio rho (edge bins hold values beyond "
+                        f"{bins[0]:g}-{bins[-1]:g})", fontsize=8)
         axis.set_ylabel("density")
         axis.legend(fontsize=7)
     if title:
         figure.suptitle(title, fontsize=10)
+    return figure
+
+
+def sdr_evolution_figure(steps, groups, title=None):
+    """Median and 5-95 % range of rho per resolution level against the training step.
+
+    Example::
+
+        fig = sdr_evolution_figure([500, 1000], [{32: rho_a, 16: rho_b}, {32: rho_c, 16: rho_d}])
+
+    ``groups[i]`` holds ``{resolution: array of rho}`` at ``steps[i]``.
+    """
+    levels = sorted({level for values in groups for level in values}, reverse=True)
+    if not levels:
+        raise ValueError("no SDR values to plot")
+    figure, axis = plt.subplots(figsize=(6.4, 4), layout="constrained")
+    for index, level in enumerate(levels):
+        points = [(step, np.asarray(values[level], dtype=np.float64).ravel())
+                  for step, values in zip(steps, groups) if level in values]
+        xs = [step for step, _ in points]
+        stats = np.array([np.quantile(data[np.isfinite(data)], [0.05, 0.5, 0.95])
+                          for _, data in points])
+        axis.plot(xs, stats[:, 1], marker="o", color=f"C{index}",
+                  label=f"{level}x{level}: median")
+        axis.fill_between(xs, stats[:, 0], stats[:, 2], color=f"C{index}", alpha=0.2,
+                          label=f"{level}x{level}: 5-95 %")
+    axis.axhline(1.0, color="black", lw=0.8, ls="--")
+    axis.set_xlabel("training step")
+    axis.set_ylabel("spectral dependency ratio rho")
+    axis.legend(fontsize=8)
+    if title:
+        axis.set_title(title, fontsize=10)
     return figure
 
 
