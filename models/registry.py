@@ -82,10 +82,10 @@ def committed_models(root=None):
     return cards
 
 
-def _split_committed(name, root=None):
+def _split_committed(name):
     """``(folder, card, step)`` when ``name`` is ``<committed>[@<step>]``, else None."""
     folder, at, step = name.partition("@")
-    cards = committed_models(root)
+    cards = committed_models()
     if folder not in cards:
         return None
     card = cards[folder]
@@ -98,41 +98,43 @@ def _split_committed(name, root=None):
     return folder, card, int(step)
 
 
-def _build_committed(card, part):
+def _build(family, preset, part="generator", dropout=None):
+    """An untrained dcgan/vae/began network: its generator, or its discriminator/encoder."""
     from models import began, dcgan, vae
 
-    family, preset = card["family"], card["preset"]
     if family == "vae":
         return vae.build_decoder(preset) if part == "generator" else vae.build_encoder(preset)
     if family == "dcgan":
         if part == "generator":
-            options = {} if card.get("dropout") is None else {"dropout": card["dropout"]}
-            return dcgan.build_generator(preset, **options)
+            return dcgan.build_generator(preset, **({} if dropout is None else
+                                                     {"dropout": dropout}))
         return dcgan.build_discriminator(preset)
     if family == "began":
         return began.build_generator(preset) if part == "generator" else \
             began.build_discriminator(preset)
-    raise ValueError(f"committed model card names an unknown family {family!r}")
+    raise ValueError(f"unknown model family {family!r} (valid: dcgan, vae, began)")
 
 
-def _committed_spec(folder, card, step, root=None):
+def _family_spec(name, family, preset, model, description):
+    """The spec of a dcgan/vae/began generator: its preset's default intervention layers."""
     from models import began, dcgan, vae
 
-    root = Path(root) if root is not None else WEIGHTS_ROOT
-    family, preset = card["family"], card["preset"]
-    model = _build_committed(card, "generator")
-    file = card["generator_weights"] if step is None else card["checkpoints"][str(step)]
-    model.load_weights(root / folder / file)
-    steps = card["steps"] if step is None else step
-    description = (f"{family} {preset} trained by tfcf on {card['data']} for {steps} steps "
-                   f"(models/weights/{folder})")
-    label = folder if step is None else f"{folder}@{step}"
     if family == "began":
         pair = tuple(began.INTERMEDIATE_LAYERS[preset])
-        return GeneratorSpec(label, model, pair[0], layer_pair=pair, latent="uniform",
+        return GeneratorSpec(name, model, pair[0], layer_pair=pair, latent="uniform",
                              description=description)
     module = {"dcgan": dcgan, "vae": vae}[family]
-    return GeneratorSpec(label, model, module.INTERMEDIATE_LAYER[preset], description=description)
+    return GeneratorSpec(name, model, module.INTERMEDIATE_LAYER[preset], description=description)
+
+
+def _committed_spec(folder, card, step):
+    model = _build(card["family"], card["preset"], dropout=card.get("dropout"))
+    file = card["generator_weights"] if step is None else card["checkpoints"][str(step)]
+    model.load_weights(WEIGHTS_ROOT / folder / file)
+    description = (f"{card['family']} {card['preset']} trained by tfcf on {card['data']} for "
+                   f"{card['steps'] if step is None else step} steps (models/weights/{folder})")
+    return _family_spec(folder if step is None else f"{folder}@{step}", card["family"],
+                        card["preset"], model, description)
 
 
 def load_generator(name, layer=None, weights=None):
@@ -163,18 +165,10 @@ def load_generator(name, layer=None, weights=None):
 
         module = {"dcgan": dcgan, "vae": vae, "began": began}[family]
         preset = preset or next(iter(module.PRESETS))
-        if family == "vae":
-            model = vae.build_decoder(preset)
-        else:
-            model = module.build_generator(preset)
+        model = _build(family, preset)
         _load_weights(model, weights, name)
-        if family == "began":
-            pair = tuple(began.INTERMEDIATE_LAYERS[preset])
-            spec = GeneratorSpec(name, model, pair[0], layer_pair=pair, latent="uniform",
-                                 description=f"BEGAN {preset} generator, weights {weights}")
-        else:
-            spec = GeneratorSpec(name, model, module.INTERMEDIATE_LAYER[preset],
-                                 description=f"{family} {preset} generator, weights {weights}")
+        spec = _family_spec(name, family, preset, model,
+                            f"{family} {preset} generator, weights {weights}")
     elif name.endswith(".keras") or Path(name).is_file():
         import keras
 
@@ -214,7 +208,7 @@ def load_inverse_network(name, weights=None):
         if step is not None or key not in card:
             raise ValueError(f"{name!r}: only the final {key.split('_')[0]} of a committed model "
                              "is published")
-        model = _build_committed(card, "encoder" if card["family"] == "vae" else "discriminator")
+        model = _build(card["family"], card["preset"], part="inverse")
         model.load_weights(WEIGHTS_ROOT / folder / card[key])
         return model
     if family in ("dcgan", "vae") and ":" in name:
@@ -222,7 +216,7 @@ def load_inverse_network(name, weights=None):
 
         module = {"dcgan": dcgan, "vae": vae}[family]
         preset = preset or next(iter(module.PRESETS))
-        model = dcgan.build_discriminator(preset) if family == "dcgan" else vae.build_encoder(preset)
+        model = _build(family, preset, part="inverse")
         _load_weights(model, weights, name)
         return model
     if name.endswith(".keras"):
