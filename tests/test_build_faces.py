@@ -87,3 +87,29 @@ def test_publish_copies_the_card_weights_and_samples(tmp_path):
     (run / "g.weights.h5").write_bytes(b"0" * (publish_weights.LIMIT + 1))
     with pytest.raises(ValueError, match="over the 10 MB limit"):
         publish_weights.publish(run, "toy", root=tmp_path / "weights")
+
+
+def test_publish_exports_the_decoder_of_vae_checkpoints(tmp_path):
+    import numpy as np
+
+    from experiments.train import build_trainer
+
+    spec = importlib.util.spec_from_file_location(
+        "publish_weights", Path(__file__).resolve().parent.parent / "tools" / "publish_weights.py")
+    publish_weights = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(publish_weights)
+    run = tmp_path / "run"
+    (run / "ckpt-4").mkdir(parents=True)
+    trainer = build_trainer("vae", "paper_cifar10", beta=1.0, seed=5)
+    trainer.generator.set_weights([w + 0.25 for w in trainer.generator.get_weights()])
+    trainer.models["vae"].save_weights(run / "ckpt-4" / "vae.weights.h5")
+    trainer.generator.save_weights(run / "dec.weights.h5")
+    (run / "samples-4.png").write_bytes(b"png")
+    (run / "MODEL_CARD.json").write_text(json.dumps({
+        "family": "vae", "preset": "paper_cifar10", "beta": 1.0, "seed": 0,
+        "generator_weights": "dec.weights.h5", "samples": "samples-4.png"}))
+    target = publish_weights.publish(run, "vae", root=tmp_path / "weights", checkpoints=True)
+    exported = build_trainer("vae", "paper_cifar10", beta=1.0, seed=9).generator
+    exported.load_weights(target / "dec.step4.weights.h5")
+    for got, want in zip(exported.get_weights(), trainer.generator.get_weights()):
+        np.testing.assert_array_equal(got, want)

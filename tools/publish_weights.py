@@ -25,13 +25,29 @@ LIMIT = 10 * 1024 * 1024
 
 
 def _checkpoints(run, card):
-    """``{step: (source path, published name)}`` for the run's checkpoint generators."""
+    """``{step: (source path, published name)}`` for the run's checkpoint generators.
+
+    GAN checkpoints hold ``generator.weights.h5``; a VAE checkpoint holds the whole VAE
+    (``vae.weights.h5``), whose decoder is first exported beside it as ``generator.weights.h5``.
+    """
     stem = card["generator_weights"].removesuffix(".weights.h5")
+    trainer = None
     found = {}
     for folder in run.glob("ckpt-*"):
         step = folder.name.removeprefix("ckpt-")
-        if step.isdigit() and (folder / "generator.weights.h5").is_file():
-            found[int(step)] = (folder / "generator.weights.h5", f"{stem}.step{step}.weights.h5")
+        if not step.isdigit():
+            continue
+        generator = folder / "generator.weights.h5"
+        if not generator.is_file() and (folder / "vae.weights.h5").is_file():
+            if trainer is None:
+                from experiments.train import build_trainer
+
+                trainer = build_trainer(card["family"], card["preset"], beta=card.get("beta"),
+                                        seed=card.get("seed", 0))
+            trainer.models["vae"].load_weights(folder / "vae.weights.h5")
+            trainer.generator.save_weights(generator)
+        if generator.is_file():
+            found[int(step)] = (generator, f"{stem}.step{step}.weights.h5")
     return dict(sorted(found.items()))
 
 
