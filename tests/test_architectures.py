@@ -356,8 +356,12 @@ def test_began_128_generator_has_conv2_block_and_intermediate_layers_at_32px():
     assert output_shapes(generator, began.INTERMEDIATE_LAYERS["celeba128"]) == [(32, 32, 128)] * 2
     small = began.build_generator("celeba64")
     assert output_shapes(small, began.INTERMEDIATE_LAYERS["celeba64"]) == [(32, 32, 64)] * 2
+    quarter = began.build_generator("celeba64_small")
+    assert output_shapes(quarter, began.INTERMEDIATE_LAYERS["celeba64_small"]) == \
+        [(32, 32, 16)] * 2
     # "layers 5 and 6": the 5th and 6th convolutions of the generator.
-    for model, preset in ((small, "celeba64"), (generator, "celeba128")):
+    for model, preset in ((small, "celeba64"), (generator, "celeba128"),
+                          (quarter, "celeba64_small")):
         convs = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
         assert [f"{name}_elu" for name in convs[4:6]] == list(began.INTERMEDIATE_LAYERS[preset])
 
