@@ -109,25 +109,12 @@ PRESETS = {
         "image_size": 32,
         "beta": 0.0005,
     },
-    # The SDR paper's VAE variants (its Figs. 7-9): only the last hidden layer's width changes,
-    # 32 or 64 channels, here on the 32-pixel paper_cifar10 network; beta is given at training.
-    "sdr_c32": {
-        "z_dim": 128,
-        "encoder_channels": (16, 32, 64),
-        "decoder_channels": (64, 32, 32, 3),
-        "last_stride": 2,
-        "image_size": 32,
-        "beta": 1.0,
-    },
-    "sdr_c64": {
-        "z_dim": 128,
-        "encoder_channels": (16, 32, 64),
-        "decoder_channels": (64, 32, 64, 3),
-        "last_stride": 2,
-        "image_size": 32,
-        "beta": 1.0,
-    },
 }
+# The SDR paper's VAE variants (its Figs. 7-9): only the last hidden layer's width changes, 32 or
+# 64 channels, here on the 32-pixel paper_cifar10 network; beta is given at training.
+for _width in (32, 64):
+    PRESETS[f"sdr_c{_width}"] = {**PRESETS["paper_cifar10"],
+                                 "decoder_channels": (64, 32, _width, 3), "beta": 1.0}
 
 INTERMEDIATE_LAYER = {
     "repo": "g_h1_relu",

@@ -56,11 +56,16 @@ def test_interrupted_build_resumes_to_the_same_faces(tmp_path):
     assert load_images(tmp_path / "b").shape == (7, 64, 64, 3)
 
 
-def test_publish_copies_the_card_weights_and_samples(tmp_path):
+def _publish_module():
     spec = importlib.util.spec_from_file_location(
         "publish_weights", Path(__file__).resolve().parent.parent / "tools" / "publish_weights.py")
-    publish_weights = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(publish_weights)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_publish_copies_the_card_weights_and_samples(tmp_path):
+    publish_weights = _publish_module()
     run = tmp_path / "run"
     run.mkdir()
     (run / "g.weights.h5").write_bytes(b"weights")
@@ -94,10 +99,7 @@ def test_publish_exports_the_decoder_of_vae_checkpoints(tmp_path):
 
     from experiments.train import build_trainer
 
-    spec = importlib.util.spec_from_file_location(
-        "publish_weights", Path(__file__).resolve().parent.parent / "tools" / "publish_weights.py")
-    publish_weights = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(publish_weights)
+    publish_weights = _publish_module()
     run = tmp_path / "run"
     (run / "ckpt-4").mkdir(parents=True)
     trainer = build_trainer("vae", "paper_cifar10", beta=1.0, seed=5)
