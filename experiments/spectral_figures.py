@@ -385,14 +385,18 @@ def stretch_levels(model):
 
 
 def _distortion_errors(spec, layers, z, factor, levels):
+    """Per layer: per-scale errors [N, levels], (distorted, reference) images, total MSE."""
+    import numpy as np
+
     from tfcf import distortion
 
-    errors, images = {}, {}
+    errors, images, totals = {}, {}, {}
     for layer_name in layers:
         distorted, reference = distortion.distort(spec.model, layer_name, z, factor=factor)
         errors[layer_name] = distortion.scale_errors(distorted, reference, levels)
         images[layer_name] = (distorted, reference)
-    return errors, images
+        totals[layer_name] = float(np.mean((distorted - reference) ** 2))
+    return errors, images, totals
 
 
 @click.command("stretch-fig3")
@@ -432,7 +436,7 @@ def stretch_fig3(ctx, model_name, weights, layer, layers, factor, levels, sample
     names = layers.split(",") if layers else stretch_levels(spec.model)
     z = spec.sample_latent(samples, seed=seed)
     step(f"[1/2] stretching {', '.join(names)} by {factor} on {samples} samples")
-    errors, images = _distortion_errors(spec, names, z, factor, levels)
+    errors, images, totals = _distortion_errors(spec, names, z, factor, levels)
     originals = np.asarray(spec.model.predict(z[:examples], verbose=0))
     reference = images[names[0]][1][:examples]
     rows = [originals] + [images[n][0][:examples] for n in names] + [reference]
@@ -454,8 +458,7 @@ def stretch_fig3(ctx, model_name, weights, layer, layers, factor, levels, sample
              "levels": levels, "samples": samples},
             {"figure": "ICML 2018 workshop Fig. 3a-d", "generator": spec.description,
              "mean_error_per_scale": {n: errors[n].mean(axis=0).tolist() for n in names},
-             "total_mean_squared_error": {n: float(np.mean((images[n][0] - images[n][1]) ** 2))
-                                          for n in names},
+             "total_mean_squared_error": totals,
              "files": ["distortions.png", "scale_differences.png", "scale_errors.png"]})
 
 
@@ -511,11 +514,10 @@ def stretch_fig4(ctx, runs, entries, layer, factor, levels, samples, outdir, see
             step(f"    {run}: step {label}")
             name = layer or stretch_levels(spec.model)[-2]
             z = spec.sample_latent(samples, seed=seed)
-            errors, images = _distortion_errors(spec, [name], z, factor, levels)
-            per_scale.append(errors[name].mean(axis=0))
-            total.append(float(np.mean((images[name][0] - images[name][1]) ** 2)))
-        results[run] = {"steps": steps, "layer": name, "per_scale": np.array(per_scale).tolist(),
-                        "total": total}
+            errors, _, totals = _distortion_errors(spec, [name], z, factor, levels)
+            per_scale.append(errors[name].mean(axis=0).tolist())
+            total.append(totals[name])
+        results[run] = {"steps": steps, "layer": name, "per_scale": per_scale, "total": total}
     files = []
     for index, (run, result) in enumerate(results.items()):
         per_scale = np.array(result["per_scale"])

@@ -27,9 +27,13 @@ LIMIT = 10 * 1024 * 1024
 def _checkpoints(run, card):
     """``{step: (source path, published name)}`` for the run's checkpoint generators.
 
-    GAN checkpoints hold ``generator.weights.h5``; a VAE checkpoint holds the whole VAE
-    (``vae.weights.h5``), whose decoder is first exported beside it as ``generator.weights.h5``.
+    GAN checkpoints hold ``generator.weights.h5``; others (a VAE checkpoint holds the whole VAE,
+    ``vae.weights.h5``) are loaded into the run's trainer, model by model as ``tfcf.run.Run``
+    saved them, and its generator is exported beside them (atomically) as
+    ``generator.weights.h5``.
     """
+    from tfcf.io import atomic_path
+
     stem = card["generator_weights"].removesuffix(".weights.h5")
     trainer = None
     found = {}
@@ -38,14 +42,16 @@ def _checkpoints(run, card):
         if not step.isdigit():
             continue
         generator = folder / "generator.weights.h5"
-        if not generator.is_file() and (folder / "vae.weights.h5").is_file():
+        if not generator.is_file():
             if trainer is None:
                 from experiments.train import build_trainer
 
                 trainer = build_trainer(card["family"], card["preset"], beta=card.get("beta"),
-                                        seed=card.get("seed", 0))
-            trainer.models["vae"].load_weights(folder / "vae.weights.h5")
-            trainer.generator.save_weights(generator)
+                                        dropout=card.get("dropout"), seed=card.get("seed", 0))
+            for key, model in trainer.models.items():
+                model.load_weights(folder / f"{key}.weights.h5")
+            with atomic_path(generator) as temporary:
+                trainer.generator.save_weights(temporary)
         if generator.is_file():
             found[int(step)] = (generator, f"{stem}.step{step}.weights.h5")
     return dict(sorted(found.items()))
@@ -53,7 +59,7 @@ def _checkpoints(run, card):
 
 def publish(run, name, root="models/weights", checkpoints=False, note=None):
     """Copy the run's exported weights, card and samples to ``root/name``; returns the folder."""
-    from tfcf.io import atomic_path, save_json
+    from tfcf.io import atomic_path, atomic_write, save_json
 
     run = Path(run)
     card_path = run / "MODEL_CARD.json"
@@ -94,7 +100,8 @@ def publish(run, name, root="models/weights", checkpoints=False, note=None):
         markdown = markdown.rstrip("\n") + "\n\n## Checkpoints along training\n\n" + "\n".join(
             f"- step {step}: `{file}` (`--model {name}@{step}`)"
             for step, file in card["checkpoints"].items()) + "\n"
-    (target / "MODEL_CARD.md").write_text(markdown)
+    with atomic_write(target / "MODEL_CARD.md", "w") as handle:
+        handle.write(markdown)
     return target
 
 
