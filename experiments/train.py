@@ -163,6 +163,7 @@ def train(ctx, family, data, preset, steps, batch_size, checkpoint_every, keep, 
         else "tfcf train"
     card = write_card(run, family, preset, data, logs, seed, command, beta=beta, dropout=dropout,
                       sdr_layers=list(sdr_layers))
+    rate = logs.get("steps_per_second")
     step(f"wrote {folder}: step {run.step}, {card['generator_weights']}, MODEL_CARD.md "
-         f"({logs.get('steps_per_second', 0):.2f} steps/s)")
+         f"({'no steps trained' if rate is None else f'{rate:.2f} steps/s'})")
 

@@ -1,5 +1,6 @@
 """Training loops: a step learns, resume is exact, a killed run resumes, checkpoints cross backends."""
 
+import csv
 import importlib.util
 import json
 import os
@@ -77,6 +78,13 @@ def test_resume_recomputes_the_uninterrupted_run(kind, tmp_path):
                     resumed.trainer.generator.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert resumed.trainer.state() == straight.trainer.state()
+    # a run resumed at its target step trains nothing and reports the losses it logged there
+    again = Run(tmp_path / "b", make(kind), data, batch_size=8, progress=False)
+    logs = again.train(6, checkpoint_every=3)
+    with open(tmp_path / "b" / "log.csv") as handle:
+        last = list(csv.DictReader(handle))[-1]
+    assert again.step == 6 and logs["steps_per_second"] is None
+    assert logs["d_loss"] == pytest.approx(float(last["d_loss"])) and last["step"] == "6"
     state = json.loads((tmp_path / "a" / "ckpt-6" / "state.json").read_text())
     assert state["step"] == 6 and (tmp_path / "a" / "latest").read_text() == "ckpt-6"
     assert (tmp_path / "a" / "samples-6.png").stat().st_size > 2000

@@ -225,6 +225,20 @@ class Run:
                     self.save()
         if self._writer is not None:
             self._writer.flush()
-        elapsed = time.time() - started
-        logs["steps_per_second"] = (self.step - first) / elapsed if elapsed > 0 else 0.0
+        if self.step == first:   # resumed at the target step: report its logged losses, no rate
+            return {**self._logged(self.step), "steps_per_second": None}
+        logs["steps_per_second"] = (self.step - first) / (time.time() - started)
         return logs
+
+    def _logged(self, step):
+        """The losses ``log.csv`` holds for ``step`` (empty if it has none)."""
+        log = self.folder / "log.csv"
+        if not log.is_file():
+            return {}
+        lines = log.read_text().splitlines()
+        keys = lines[0].split(",")[1:]
+        for line in reversed(lines[1:]):
+            values = line.split(",")
+            if int(values[0]) == step:
+                return {key: float(value) for key, value in zip(keys, values[1:])}
+        return {}
