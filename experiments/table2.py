@@ -12,6 +12,7 @@ import os
 import click
 
 from experiments._common import (
+    FACE_BEGAN,
     cli_errors,
     elementary_maps,
     load_spec,
@@ -95,7 +96,7 @@ def write_csv(path, names, matrix):
 
 
 @click.command("table2")
-@model_options
+@model_options(default=FACE_BEGAN)
 @sampling_options()
 @click.option("--real", "real_path", type=click.Path(exists=True), default=None,
               help=f"Real images R: a folder of images or of .npz shards (key 'images').  "

@@ -83,7 +83,7 @@ def test_every_default_names_a_committed_model():
     from experiments import _common, spectral_figures
 
     cards = registry.committed_models()
-    names = [_common.FACE_VAE, _common.FACE_DCGAN, _common.CIFAR_DCGAN,
+    names = [_common.FACE_VAE, _common.FACE_DCGAN, _common.CIFAR_DCGAN, _common.FACE_BEGAN,
              spectral_figures.DROPOUT_DCGAN, *spectral_figures.STRETCH_RUNS,
              *(entry.split("=")[1] for entry in spectral_figures.SDR_VARIANTS)]
     missing = [name for name in names if name not in cards]
