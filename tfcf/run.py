@@ -167,16 +167,23 @@ class Run:
         self._truncate_log()
         return self.step
 
-    def _truncate_log(self):
+    def _log_rows(self):
+        """``log.csv`` as (header line, [(step, line), ...]); ``(None, [])`` without a log."""
         log = self.folder / "log.csv"
         if not log.is_file():
+            return None, []
+        header, *lines = log.read_text().splitlines()
+        return header, [(int(line.split(",", 1)[0]), line) for line in lines]
+
+    def _truncate_log(self):
+        header, rows = self._log_rows()
+        if header is None:
             return
-        lines = log.read_text().splitlines()
-        kept = lines[:1] + [line for line in lines[1:] if int(line.split(",")[0]) <= self.step]
         from tfcf.io import atomic_write
 
-        with atomic_write(log, "w") as handle:
-            handle.write("\n".join(kept) + "\n")
+        with atomic_write(self.folder / "log.csv", "w") as handle:
+            handle.write("\n".join([header] + [line for step, line in rows if step <= self.step])
+                         + "\n")
 
     # ---- training
     def _log(self, logs):
@@ -232,13 +239,9 @@ class Run:
 
     def _logged(self, step):
         """The losses ``log.csv`` holds for ``step`` (empty if it has none)."""
-        log = self.folder / "log.csv"
-        if not log.is_file():
+        header, rows = self._log_rows()
+        lines = [line for logged, line in rows if logged == step]
+        if not lines:
             return {}
-        lines = log.read_text().splitlines()
-        keys = lines[0].split(",")[1:]
-        for line in reversed(lines[1:]):
-            values = line.split(",")
-            if int(values[0]) == step:
-                return {key: float(value) for key, value in zip(keys, values[1:])}
-        return {}
+        return {key: float(value) for key, value in
+                zip(header.split(",")[1:], lines[-1].split(",")[1:])}
