@@ -17,8 +17,9 @@ from experiments._common import step
 FAMILIES = ("dcgan", "vae", "began")
 
 
-def build_trainer(family, preset, beta=None, dropout=None, seed=0, sdr_layers=()):
-    """(trainer, generator export name) for a model family and preset."""
+def build_trainer(family, preset, beta=None, dropout=None, seed=0, sdr_layers=(), objective=None):
+    """The trainer of a model family and preset (VAE: ``beta`` and ``objective`` default to the
+    preset's)."""
     import keras
 
     from models import began, dcgan, vae
@@ -34,7 +35,8 @@ def build_trainer(family, preset, beta=None, dropout=None, seed=0, sdr_layers=()
         if config is None:
             raise ValueError(f"unknown vae preset {preset!r}; valid: {', '.join(vae.PRESETS)}")
         return VAETrainer(vae.build_encoder(preset, seed=seed), vae.build_decoder(preset, seed=seed),
-                          beta=config["beta"] if beta is None else beta, sdr_layers=sdr_layers)
+                          beta=config["beta"] if beta is None else beta, sdr_layers=sdr_layers,
+                          objective=objective or config["objective"])
     if family == "began":
         return BEGANTrainer(began.build_generator(preset, seed=seed),
                             began.build_discriminator(preset, seed=seed))
@@ -42,7 +44,7 @@ def build_trainer(family, preset, beta=None, dropout=None, seed=0, sdr_layers=()
 
 
 def write_card(run, family, preset, data, logs, seed, command, beta=None, dropout=None,
-               sdr_layers=None):
+               sdr_layers=None, holdout=0):
     """Export the generator weights and a model card (JSON + Markdown) beside the run."""
     import keras
 
@@ -54,6 +56,8 @@ def write_card(run, family, preset, data, logs, seed, command, beta=None, dropou
         generator.save_weights(temporary)
     extra = {}
     if family == "vae":
+        extra["objective"] = run.trainer.objective
+        beta = run.trainer.beta
         encoder = run.folder / f"{family}_{preset}.encoder.weights.h5"
         with atomic_path(encoder) as temporary:
             run.trainer.encoder.save_weights(temporary)
@@ -69,10 +73,13 @@ def write_card(run, family, preset, data, logs, seed, command, beta=None, dropou
             "steps_per_second": logs.get("steps_per_second"), "command": command,
             "generator_weights": weights.name, "samples": f"samples-{run.step}.png",
             "beta": beta, "dropout": dropout, "sdr_layers": sdr_layers or [],
+            "holdout": int(holdout), "training_images": int(len(run.images)),
             "versions": versions(), **extra}
     save_json(run.folder / "MODEL_CARD.json", card)
     lines = [f"# {family} `{preset}` trained by tfcf", "",
-             f"- data: `{data}`", f"- steps: {run.step} (batch {run.batch_size}), seed {seed}, "
+             f"- data: `{data}`" + (f" (the last {holdout} images held out)" if holdout else ""),
+             *([f"- objective: {extra['objective']}, beta {beta:g}"] if family == "vae" else []),
+             f"- steps: {run.step} (batch {run.batch_size}), seed {seed}, "
              f"backend {card['backend']}",
              "- final losses: " + ", ".join(f"{k} {v:.4g}" for k, v in card["final_losses"].items()),
              f"- command: `{command}`", f"- generator weights: `{weights.name}`",
@@ -98,6 +105,12 @@ def write_card(run, family, preset, data, logs, seed, command, beta=None, dropou
               help="Also keep every checkpoint whose step is a multiple of this (evolution "
                    "along training).")
 @click.option("--beta", type=float, default=None, help="VAE: the KL weight.  [default: preset]")
+@click.option("--objective", type=click.Choice(["mse", "sse"]), default=None,
+              help="VAE: reconstruction term. mse: vae-celebA's mean over pixels (the ICLR 2020 "
+                   "paper's code); sse: per-image sum of squares.  [default: preset]")
+@click.option("--holdout", type=click.IntRange(0), default=0, show_default=True,
+              help="Leave the last N images of --data out of training (held-out images for "
+                   "encoder latents and evaluation; recorded in the card).")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
               help="DCGAN: dropout rate between the two finest generator layers.")
 @click.option("--sdr-layers", default=None,
@@ -110,7 +123,7 @@ def write_card(run, family, preset, data, logs, seed, command, beta=None, dropou
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.pass_context
 def train(ctx, family, data, preset, steps, batch_size, checkpoint_every, keep, keep_every, beta,
-          dropout, sdr_layers, count, outdir, resume, seed):
+          objective, holdout, dropout, sdr_layers, count, outdir, resume, seed):
     """Train a DCGAN, beta-VAE or BEGAN; checkpoints are atomic and --resume is exact.
 
     Runs under KERAS_BACKEND=tensorflow (default) or jax; a checkpoint written under one loads
@@ -125,7 +138,7 @@ def train(ctx, family, data, preset, steps, batch_size, checkpoint_every, keep, 
     from pathlib import Path
 
     from models import began, dcgan, vae
-    from tfcf.data import load_dataset
+    from tfcf.data import load_dataset, training_images
     from tfcf.train import Run
 
     module = {"dcgan": dcgan, "vae": vae, "began": began}[family]
@@ -136,15 +149,18 @@ def train(ctx, family, data, preset, steps, batch_size, checkpoint_every, keep, 
         ctx.fail("--dropout applies to dcgan only")
     if sdr_layers and family != "vae":
         ctx.fail("--sdr-layers applies to vae only")
+    if objective and family != "vae":
+        ctx.fail("--objective applies to vae only")
     sdr_layers = tuple(sdr_layers.split(",")) if sdr_layers else ()
     folder = Path(outdir or f"runs/{family}_{preset}")
     if (folder / "latest").exists() and not resume:
         ctx.fail(f"{folder} already holds a run: pass --resume to continue it or choose "
                  "another --outdir")
     try:
-        images = load_dataset(data, count=count, seed=seed)
+        images = (training_images(load_dataset(data), holdout, count=count, seed=seed) if holdout
+                  else load_dataset(data, count=count, seed=seed))
         trainer = build_trainer(family, preset, beta=beta, dropout=dropout, seed=seed,
-                                sdr_layers=sdr_layers)
+                                sdr_layers=sdr_layers, objective=objective)
     except (ValueError, FileNotFoundError) as error:
         ctx.fail(str(error))
     size = trainer.generator.outputs[0].shape[1]
@@ -156,13 +172,17 @@ def train(ctx, family, data, preset, steps, batch_size, checkpoint_every, keep, 
         step(f"    resizing {len(images)} images from {images.shape[1]} to {size} px")
         images = np.stack([_square_resize(image, size) for image in images])
     step(f"training {family} {preset} on {len(images)} images of {data}, up to step {steps}")
+    config = {"family": family, "preset": preset, "data": data, "holdout": holdout,
+              "count": count, "beta": getattr(trainer, "beta", None),
+              "objective": getattr(trainer, "objective", None), "dropout": dropout,
+              "sdr_layers": list(sdr_layers)}
     run = Run(folder, trainer, images, batch_size=batch_size, seed=seed, keep=keep,
-              keep_every=keep_every)
+              keep_every=keep_every, config=config)
     logs = run.train(steps, checkpoint_every=checkpoint_every, resume=resume)
     command = "tfcf " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if len(sys.argv) > 1 \
         else "tfcf train"
     card = write_card(run, family, preset, data, logs, seed, command, beta=beta, dropout=dropout,
-                      sdr_layers=list(sdr_layers))
+                      sdr_layers=list(sdr_layers), holdout=holdout)
     rate = logs.get("steps_per_second")
     step(f"wrote {folder}: step {run.step}, {card['generator_weights']}, MODEL_CARD.md "
          f"({'no steps trained' if rate is None else f'{rate:.2f} steps/s'})")

@@ -22,7 +22,8 @@ What the original computes (and so do we):
 - decoder: `g_h0_lin` Dense(8*8*256) -> reshape -> BN -> ReLU -> `g_h1_decon2d` 16x16x256 ->
   `g_h2_decon2d` 32x32x128 -> `g_h3_decon2d` 64x64x32 (5x5 stride 2, BN + ReLU) ->
   `g_h4_decon2d` 5x5 STRIDE 1 64x64x3, no batch norm -> tanh.
-- loss: beta * KL + mean squared error, beta 0.005 (`PRESETS[...]["beta"]`).
+- loss: beta * KL + mean squared error (mean over batch, pixels and colours), beta 0.005
+  (`PRESETS[...]["beta"]`, `PRESETS[...]["objective"]`; see `tfcf.train.VAE_OBJECTIVES`).
 
 Presets (`PRESETS`):
 - `repo`: the repository above, z 128.
@@ -36,7 +37,9 @@ Presets (`PRESETS`):
   (16, 32, 64), the decoder's widths reversed (32 -> 16 -> 8 -> 4).
 - `sdr_c32`, `sdr_c64`: the VAE variants of the SDR paper (Besserve et al., Figs. 7-9): 32 or 64
   channels in the last hidden layer, decoder (64, 32, 32|64, 3) on the `paper_cifar10` network;
-  the paper's beta 1 or 0.1 is chosen with `tfcf train vae --beta`.
+  the paper's beta 1 or 0.1 is chosen with `tfcf train vae --beta`. The SDR paper does not say how
+  its reconstruction term is normalised; these presets use the per-image sum of squared errors
+  (`objective` "sse"), under which beta 1 gives recognisable samples.
 
 `INTERMEDIATE_LAYER[preset]` is the activation the paper intervenes on ("intermediate level",
 Fig. 7 of the ICLR paper): the ReLU of the decoder block whose maps are 16x16 for 64-pixel
@@ -92,6 +95,7 @@ PRESETS = {
         "last_stride": 1,
         "image_size": 64,
         "beta": 0.005,
+        "objective": "mse",
     },
     "paper_celeba": {
         "z_dim": 128,
@@ -100,6 +104,7 @@ PRESETS = {
         "last_stride": 1,
         "image_size": 64,
         "beta": 0.0005,
+        "objective": "mse",
     },
     "paper_cifar10": {
         "z_dim": 128,
@@ -108,13 +113,15 @@ PRESETS = {
         "last_stride": 2,
         "image_size": 32,
         "beta": 0.0005,
+        "objective": "mse",
     },
 }
 # The SDR paper's VAE variants (its Figs. 7-9): only the last hidden layer's width changes, 32 or
 # 64 channels, here on the 32-pixel paper_cifar10 network; beta is given at training.
 for _width in (32, 64):
     PRESETS[f"sdr_c{_width}"] = {**PRESETS["paper_cifar10"],
-                                 "decoder_channels": (64, 32, _width, 3), "beta": 1.0}
+                                 "decoder_channels": (64, 32, _width, 3), "beta": 1.0,
+                                 "objective": "sse"}
 
 INTERMEDIATE_LAYER = {
     "repo": "g_h1_relu",

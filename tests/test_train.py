@@ -199,3 +199,39 @@ def test_sdr_penalty_steps_lower_the_penalty_and_resume(tmp_path):
     resumed = Run(tmp_path, trainer(), data, batch_size=8, progress=False)
     resumed.restore(tmp_path / "ckpt-2")
     assert resumed.trainer.state() == {"sdr_turn": 2}
+
+
+def test_vae_objectives_are_the_per_pixel_mean_and_the_per_image_sum():
+    """mse: mean over batch, pixels, colours (vae-celebA); sse: per-image sum; + beta * KL."""
+    keras.utils.set_random_seed(0)
+    encoder, decoder = vae.build_encoder("paper_cifar10"), vae.build_decoder("paper_cifar10")
+    real = images(4, 32).astype("float32") / 127.5 - 1.0
+    noise = np.random.default_rng(1).standard_normal((4, 128)).astype("float32")
+    losses = {}
+    for objective in ("mse", "sse"):
+        trainer = VAETrainer(encoder, decoder, beta=0.25, objective=objective)
+        reconstruction, mean, log_var = (keras.ops.convert_to_numpy(t).astype(np.float64)
+                                         for t in trainer.vae([real, noise], training=True))
+        loss, logs = trainer._loss(real, noise)
+        squared = (reconstruction - real) ** 2
+        kl = np.mean(-0.5 * np.sum(1 + log_var - mean ** 2 - np.exp(log_var), axis=1))
+        error = squared.mean() if objective == "mse" else squared.sum(axis=(1, 2, 3)).mean()
+        np.testing.assert_allclose(float(logs[objective]), error, rtol=1e-5)
+        np.testing.assert_allclose(float(logs["kl"]), kl, rtol=1e-5)
+        np.testing.assert_allclose(float(loss), error + 0.25 * kl, rtol=1e-5)
+        losses[objective] = float(logs[objective])
+    np.testing.assert_allclose(losses["sse"], losses["mse"] * 32 * 32 * 3, rtol=1e-4)
+    with pytest.raises(ValueError, match="unknown VAE objective 'l1'; valid: mse, sse"):
+        VAETrainer(encoder, decoder, beta=1.0, objective="l1")
+
+
+def test_holdout_leaves_the_last_images_out():
+    from tfcf.data import held_out_images, training_images
+
+    data = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
+    assert training_images(data, 3).ravel().tolist() == list(range(7))
+    assert held_out_images(data, 3).ravel().tolist() == [7, 8, 9]
+    assert len(training_images(data, 3, count=4, seed=0)) == 4
+    assert set(training_images(data, 3, count=4).ravel()) <= set(range(7))
+    with pytest.raises(ValueError, match="holdout 10 must be in"):
+        training_images(data, 10)

@@ -225,6 +225,38 @@ def load_dataset(spec, count=None, seed=0):
     return images
 
 
+def training_images(images, holdout=0, count=None, seed=0):
+    """The images a run trains on: all but the last ``holdout`` (then ``count`` of them).
+
+        train = training_images(load_dataset("faces64:data/faces64"), holdout=1000)
+        held_out = held_out_images(load_dataset("faces64:data/faces64"), holdout=1000)
+
+    The held-out images are the last ``holdout`` in loading order (file order), so a model
+    card's data spec and ``holdout`` name them exactly.
+    """
+    holdout = int(holdout)
+    if holdout < 0 or holdout >= len(images):
+        raise ValueError(f"holdout {holdout} must be in [0, {len(images)}) for {len(images)} "
+                         "images")
+    images = images[:len(images) - holdout]
+    if count is not None and count < len(images):
+        rng = np.random.default_rng(seed)
+        images = images[np.sort(rng.choice(len(images), count, replace=False))]
+    return images
+
+
+def held_out_images(images, holdout):
+    """The last ``holdout`` images, those :func:`training_images` leaves out.
+
+        faces = held_out_images(load_dataset(card["data"]), card["holdout"])
+    """
+    holdout = int(holdout)
+    if holdout <= 0 or holdout >= len(images):
+        raise ValueError(f"holdout {holdout} must be in [1, {len(images)}) for {len(images)} "
+                         "images")
+    return images[len(images) - holdout:]
+
+
 def pipeline(images, batch_size=64, seed=0, repeat=True):
     """A deterministic tf.data pipeline: seeded shuffle (reshuffled each epoch), batches of
     float32 in [-1, 1], prefetch.

@@ -46,11 +46,12 @@ class Run:
     is drawn from ``(seed, t)``; so any step can be recomputed after a resume. Writes
     ``log.csv`` (every step's losses), ``samples-<step>.png`` per checkpoint, TensorBoard
     scalars under ``tensorboard/`` (TensorFlow backend) and ``ckpt-<step>/`` folders (the last
-    ``keep`` are kept) with a ``latest`` pointer.
+    ``keep`` are kept) with a ``latest`` pointer. ``config`` (JSON-serialisable: data, preset,
+    ...) is stored in every checkpoint's ``state.json``.
     """
 
     def __init__(self, folder, trainer, images, batch_size=64, seed=0, keep=3,
-                 sample_count=16, progress=True, keep_every=None):
+                 sample_count=16, progress=True, keep_every=None, config=None):
         self.folder = Path(folder)
         self.trainer, self.images = trainer, images
         if images.dtype != np.uint8 or images.ndim != 4:
@@ -60,6 +61,7 @@ class Run:
             raise ValueError(f"{len(images)} images are fewer than one batch of {batch_size}")
         self.batch_size, self.seed, self.keep = int(batch_size), int(seed), int(keep)
         self.keep_every = keep_every
+        self.config = dict(config or {})
         self.progress = progress
         self.step = 0
         self.steps_per_epoch = len(images) // self.batch_size
@@ -114,7 +116,7 @@ class Run:
             (temporary / "state.json").write_text(json.dumps({
                 "step": self.step, "seed": self.seed, "batch_size": self.batch_size,
                 "trainer": type(self.trainer).__name__, "trainer_state": self.trainer.state(),
-                "backend": keras.backend.backend()}))
+                "backend": keras.backend.backend(), "config": self.config}))
             if final.exists():
                 shutil.rmtree(final)
             os.replace(temporary, final)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-__all__ = ["BEGANTrainer", "GANTrainer", "Run", "VAETrainer", "gradients"]
+__all__ = ["BEGANTrainer", "GANTrainer", "Run", "VAE_OBJECTIVES", "VAETrainer", "gradients"]
 
 
 # --------------------------------------------------------------------------- gradients
@@ -169,12 +169,27 @@ class GANTrainer(_Trainer):
         return 1 + self.generator_steps
 
 
+VAE_OBJECTIVES = {
+    "mse": "vae-celebA's train_vae.py: mean over batch, pixels and colours of the squared error "
+           "+ beta * KL (KL summed over latent dimensions, averaged over the batch)",
+    "sse": "per-image sum of squared errors + beta * KL, both averaged over the batch",
+}
+
+
 class VAETrainer(_Trainer):
-    """beta-VAE (vae-celebA): Gaussian posterior, loss = SSE per image + beta * KL, batch mean.
+    """beta-VAE (vae-celebA): Gaussian posterior, reconstruction error + beta * KL.
 
         trainer = VAETrainer(build_encoder("paper_celeba"), build_decoder("paper_celeba"), beta=5e-4)
+        trainer = VAETrainer(enc, dec, beta=1.0, objective="sse")   # per-image sum of squares
         trainer = VAETrainer(enc, dec, beta=5e-3, sdr_layers=["g_h4_decon2d", "g_h3_decon2d",
                                                               "g_h2_decon2d"])
+
+    ``objective`` (:data:`VAE_OBJECTIVES`): ``"mse"`` is the loss of the code the ICLR 2020
+    paper used (vae-celebA ``train_vae.py``): ``MSE + beta * KL`` where MSE is the mean over the
+    batch, pixels and colours of the squared error and KL is summed over the latent dimensions and
+    averaged over the batch, with Table 1's beta 0.0005. ``"sse"`` replaces the MSE by the
+    per-image sum of squared errors (averaged over the batch): the same KL weight is then
+    ``H * W * C`` times weaker (beta 1 on ``"sse"`` is beta 1/12288 on ``"mse"`` at 64x64x3).
 
     ``sdr_layers`` (ICML 2018 workshop, section 5.2): after every VAE step, one extra step
     moves the kernels of one of these decoder layers (in turn) down the gradient of
@@ -183,9 +198,13 @@ class VAETrainer(_Trainer):
     """
 
     def __init__(self, encoder, decoder, beta, learning_rate=1e-3, beta_1=0.5, sdr_layers=(),
-                 sdr_learning_rate=1e-4):
+                 sdr_learning_rate=1e-4, objective="mse"):
         from keras import layers
 
+        if objective not in VAE_OBJECTIVES:
+            raise ValueError(f"unknown VAE objective {objective!r}; valid: "
+                             f"{', '.join(VAE_OBJECTIVES)}")
+        self.objective = objective
         self.encoder, self.generator, self.beta = encoder, decoder, float(beta)
         image = keras.Input(encoder.inputs[0].shape[1:])
         noise = keras.Input(decoder.inputs[0].shape[1:])
@@ -245,11 +264,15 @@ class VAETrainer(_Trainer):
         from keras import ops
 
         reconstruction, mean, log_var = self.vae([real, noise], training=True)
-        sse = ops.mean(ops.sum(ops.square(reconstruction - real), axis=(1, 2, 3)))
+        squared = ops.square(reconstruction - real)
+        if self.objective == "mse":
+            error = ops.mean(squared)
+        else:
+            error = ops.mean(ops.sum(squared, axis=(1, 2, 3)))
         kl = ops.mean(-0.5 * ops.sum(1.0 + log_var - ops.square(mean) - ops.exp(log_var),
                                      axis=1))
-        loss = sse + self.beta * kl
-        return loss, {"loss": loss, "sse": sse, "kl": kl}
+        loss = error + self.beta * kl
+        return loss, {"loss": loss, self.objective: error, "kl": kl}
 
     def _vae_step(self, real, noise):
         return self._apply("vae", self._loss, real, noise)[1]
