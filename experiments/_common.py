@@ -73,7 +73,7 @@ def prepare(ctx, outdir, overwrite):
 
 def load_spec(ctx, model_name, weights, layer):
     """The generator spec, or a clean CLI error."""
-    from models.registry import load_generator
+    from tfcf.models.registry import load_generator
 
     try:
         spec = load_generator(model_name, layer=layer, weights=weights)

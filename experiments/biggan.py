@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import click
 
-from experiments._common import cli_errors, finish, outdir_options, prepare, step
+from tfcf.experiments._common import cli_errors, finish, outdir_options, prepare, step
 
 DEFAULT_BLOCKS = "4,5,6,7"
 _LOADED = {}  # (handle, folder) -> BigGAN, so one process loads a module once

@@ -5,7 +5,7 @@
 
 import click
 
-from experiments._common import (
+from tfcf.experiments._common import (
     cli_errors,
     elementary_maps,
     load_spec,
@@ -50,7 +50,7 @@ def demo(ctx, model_name, weights, layer, examples, blocks, samples, pairs, k, r
     import numpy as np
 
     import tfcf
-    from experiments.modules_figures import module_hybrids, save_hybrids, cluster_live
+    from tfcf.experiments.modules_figures import module_hybrids, save_hybrids, cluster_live
     from tfcf.effects import causal_effect_magnitude
     from tfcf.io import run_metadata, save_figure, save_json
     from tfcf.plots import (
@@ -117,7 +117,7 @@ def demo(ctx, model_name, weights, layer, examples, blocks, samples, pairs, k, r
                                  title="Magnitude of causal effects"), outdir / "magnitude.png")
 
     step("[7/7] spectral dependency ratios of every pathway of the generator")
-    from experiments.spectral_figures import _summary, sdr_by_resolution
+    from tfcf.experiments.spectral_figures import _summary, sdr_by_resolution
     from tfcf.plots_spectral import sdr_histograms_figure
 
     sdr = sdr_by_resolution(spec.model)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from experiments._common import cli_errors, outdir_options, prepare, step
+from tfcf.experiments._common import cli_errors, outdir_options, prepare, step
 
 PIPELINES = {
     # name: (window, percentile) of the thresholding before NMF
@@ -53,7 +53,7 @@ def model1(ctx, draws, num_modules, units, size, overlap, samples, pairs, outdir
     from tqdm import tqdm
 
     import tfcf
-    from models import toy
+    from tfcf.models import toy
     from tfcf.io import run_metadata, save_figure, save_json
     from tfcf.plots import model1_figure
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import click
 
-from experiments._common import (
+from tfcf.experiments._common import (
     CIFAR_DCGAN,
     FACE_BEGAN,
     FACE_DCGAN,

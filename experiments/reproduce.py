@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from experiments._common import step
+from tfcf.experiments._common import step
 
 # name -> (what it reproduces, options on this machine, options with --full, options --tiny)
 PLAN = {
@@ -109,7 +109,7 @@ NEEDS = {"table2": lambda: None if _real_data() else
 
 
 def _real_data():
-    from experiments.table2 import default_real_data
+    from tfcf.experiments.table2 import default_real_data
 
     return default_real_data()
 
@@ -137,7 +137,7 @@ def reproduce(ctx, outdir, full, tiny, only, seed, overwrite):
     """
     if full and tiny:
         ctx.fail("--full and --tiny exclude each other")
-    from experiments.cli import main
+    from tfcf.experiments.cli import main
 
     outdir = Path(outdir)
     names = list(only) or list(PLAN)

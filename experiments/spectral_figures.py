@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import click
 
-from experiments._common import (FACE_DCGAN, FACE_VAE, cli_errors, finish, load_spec,
+from tfcf.experiments._common import (FACE_DCGAN, FACE_VAE, cli_errors, finish, load_spec,
                                  model_options, outdir_options, prepare, step)
 
 SDR_VARIANTS = ("32ch beta 1=vae_sdr_c32_b1_fashion", "32ch beta 0.1=vae_sdr_c32_b0.1_fashion",
@@ -30,7 +30,7 @@ STRETCH_RUNS = ("vae_plain_fashion", "vae_sdrpenalty_fashion")
 
 def committed_checkpoints(ctx, name):
     """``STEP=name@STEP`` entries for every checkpoint of a committed model, in step order."""
-    from models.registry import committed_models
+    from tfcf.models.registry import committed_models
 
     cards = committed_models()
     if name not in cards:
@@ -140,11 +140,11 @@ def _histogram_command(name, figure, other_label, default_other, default_model):
     def command(ctx, model_name, weights, layer, other_name, other_weights, outdir, seed,
                 overwrite):
         outdir, started = prepare(ctx, outdir, overwrite)
-        from models.registry import load_inverse_network
+        from tfcf.models.registry import load_inverse_network
         from tfcf.io import atomic_write, save_figure
         from tfcf.plots_spectral import sdr_histograms_figure
 
-        from models.registry import committed_models
+        from tfcf.models.registry import committed_models
 
         spec = load_spec(ctx, model_name, weights, layer)
         if other_name is None and model_name in committed_models():
@@ -284,7 +284,7 @@ def _parse_models(ctx, entries, what):
     """LABEL=NAME[@WEIGHTS] -> [(label, spec)]; for a committed model, @STEP is a checkpoint."""
     from pathlib import Path
 
-    from models.registry import GeneratorSpec, committed_models
+    from tfcf.models.registry import GeneratorSpec, committed_models
 
     specs = []
     for entry in entries:

@@ -11,7 +11,7 @@ import os
 
 import click
 
-from experiments._common import (
+from tfcf.experiments._common import (
     FACE_BEGAN,
     cli_errors,
     elementary_maps,
@@ -137,7 +137,7 @@ def table2(ctx, model_name, weights, layer, samples, pairs, real_path, k, num_im
 
     import numpy as np
 
-    from experiments.modules_figures import cluster_live
+    from tfcf.experiments.modules_figures import cluster_live
     from tfcf.data import load_images
     from tfcf.io import run_metadata, save_figure, save_json
     from tfcf.metrics import feature_statistics, frechet_distance_from_statistics, get_extractor

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from experiments._common import step
+from tfcf.experiments._common import step
 
 FAMILIES = ("dcgan", "vae", "began")
 
@@ -22,7 +22,7 @@ def build_trainer(family, preset, beta=None, dropout=None, seed=0, sdr_layers=()
     preset's)."""
     import keras
 
-    from models import began, dcgan, vae
+    from tfcf.models import began, dcgan, vae
     from tfcf.train import BEGANTrainer, GANTrainer, VAETrainer
 
     keras.utils.set_random_seed(seed)
@@ -137,7 +137,7 @@ def train(ctx, family, data, preset, steps, batch_size, checkpoint_every, keep, 
     """
     from pathlib import Path
 
-    from models import began, dcgan, vae
+    from tfcf.models import began, dcgan, vae
     from tfcf.data import load_dataset, training_images
     from tfcf.train import Run
 

@@ -1,6 +1,6 @@
 """BEGAN generator and autoencoder discriminator as Keras 3 functional models.
 
-    from models import began
+    from tfcf.models import began
     generator = began.build_generator("celeba64")         # z [B, 128] in [-1, 1] -> [B, 64, 64, 3]
     first, second = began.INTERMEDIATE_LAYERS["celeba64"]   # "conv4_a_elu", "conv4_b_elu"
 
@@ -62,7 +62,7 @@ import numpy as np
 import keras
 from keras import layers
 
-from models._common import Initializers, boolean, positive_int, preset_config
+from tfcf.models._common import Initializers, boolean, positive_int, preset_config
 
 PRESETS = {
     "celeba64": {"image_size": 64, "hidden": 64, "z_dim": 128, "embedding": 128, "gamma": 0.4},

@@ -1,6 +1,6 @@
 """DCGAN generator and discriminator as Keras 3 functional models, named as tensorlayer/dcgan.
 
-    from models import dcgan
+    from tfcf.models import dcgan
     generator = dcgan.build_generator("tensorlayer")            # z [B, 100] -> image [B, 64, 64, 3]
     hybrid_layer = generator.get_layer(dcgan.INTERMEDIATE_LAYER["tensorlayer"])  # 16x16x128
 
@@ -54,7 +54,7 @@ different numbers).
 import keras
 from keras import layers
 
-from models._common import (
+from tfcf.models._common import (
     Initializers,
     batch_norm,
     channel_widths,

@@ -1,6 +1,6 @@
 """The pretrained 64x64 face DCGAN of the PyPI package gan-face-generate 1.1.1 (MIT), in Keras 3.
 
-    from models import face_dcgan
+    from tfcf.models import face_dcgan
     generator = face_dcgan.load_pretrained()          # reads the package's weights.tar once, then a cache
     images = generator(np.random.default_rng(0).normal(size=(8, 100)).astype("float32"))  # [8,64,64,3]
 

@@ -58,7 +58,7 @@ def _load_weights(model, weights, name):
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}")
     if path.suffix == ".npz":
-        from models.tensorlayer_io import load_tensorlayer_npz
+        from tfcf.models.tensorlayer_io import load_tensorlayer_npz
 
         load_tensorlayer_npz(model, path)
     else:
@@ -100,7 +100,7 @@ def _split_committed(name):
 
 def _build(family, preset, part="generator", dropout=None):
     """An untrained dcgan/vae/began network: its generator, or its discriminator/encoder."""
-    from models import began, dcgan, vae
+    from tfcf.models import began, dcgan, vae
 
     if family == "vae":
         return vae.build_decoder(preset) if part == "generator" else vae.build_encoder(preset)
@@ -117,7 +117,7 @@ def _build(family, preset, part="generator", dropout=None):
 
 def _family_spec(name, family, preset, model, description):
     """The spec of a dcgan/vae/began generator: its preset's default intervention layers."""
-    from models import began, dcgan, vae
+    from tfcf.models import began, dcgan, vae
 
     if family == "began":
         pair = tuple(began.INTERMEDIATE_LAYERS[preset])
@@ -153,7 +153,7 @@ def load_generator(name, layer=None, weights=None):
                              f"with {committed[1]['family']}:{committed[1]['preset']} instead")
         spec = _committed_spec(*committed)
     elif name == "face_dcgan":
-        from models import face_dcgan
+        from tfcf.models import face_dcgan
 
         spec = GeneratorSpec(
             "face_dcgan", face_dcgan.load_pretrained(), face_dcgan.INTERMEDIATE_LAYER,
@@ -161,7 +161,7 @@ def load_generator(name, layer=None, weights=None):
             description="pretrained 64x64 face DCGAN (gan-face-generate 1.1.1, DigiFace-1M)",
         )
     elif family in ("dcgan", "vae", "began"):
-        from models import began, dcgan, vae
+        from tfcf.models import began, dcgan, vae
 
         module = {"dcgan": dcgan, "vae": vae, "began": began}[family]
         preset = preset or next(iter(module.PRESETS))
@@ -212,7 +212,7 @@ def load_inverse_network(name, weights=None):
         model.load_weights(WEIGHTS_ROOT / folder / card[key])
         return model
     if family in ("dcgan", "vae") and ":" in name:
-        from models import dcgan, vae
+        from tfcf.models import dcgan, vae
 
         module = {"dcgan": dcgan, "vae": vae}[family]
         preset = preset or next(iter(module.PRESETS))

@@ -1,6 +1,6 @@
 """Read and write tensorlayer `.npz` checkpoints (`net_g.npz`, `net_d.npz`) for Keras 3 models.
 
-    from models import dcgan, tensorlayer_io
+    from tfcf.models import dcgan, tensorlayer_io
     generator = tensorlayer_io.load_tensorlayer_npz(dcgan.build_generator("tensorlayer"), "net_g.npz")
     tensorlayer_io.save_tensorlayer_npz(generator, "copy_of_net_g.npz")
 

@@ -1,7 +1,7 @@
 """Model 1 of Besserve et al. (ICLR 2020, section 3.4): a one-hidden-layer generator whose modules
 are known, for checking influence maps and their NMF clustering against the truth.
 
-    from models import toy
+    from tfcf.models import toy
     model1 = toy.build_model1(num_modules=3, units_per_module=4, image_shape=(16, 16))
     images = model1.model(model1.sample_latent(8, seed=0))      # [8, 16, 16, 1]
     model1.labels      # true module of each of the 12 hidden units; model1.regions: the I_k
@@ -33,7 +33,7 @@ import numpy as np
 import keras
 from keras import layers
 
-from models._common import positive_int
+from tfcf.models._common import positive_int
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The beta-VAE of vae-celebA as Keras 3 functional models: encoder and decoder ("generator").
 
-    from models import vae
+    from tfcf.models import vae
     encoder, decoder = vae.build_encoder("repo"), vae.build_decoder("repo")
     z_mean, z_log_sigma_sq = encoder(images, training=False)   # images [B, 64, 64, 3] in [-1, 1]
     reconstruction = decoder(vae.sample_posterior(z_mean, z_log_sigma_sq, seed=0), training=False)
@@ -77,7 +77,7 @@ import numpy as np
 import keras
 from keras import layers
 
-from models._common import (
+from tfcf.models._common import (
     Initializers,
     batch_norm,
     channel_widths,

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from models import began, dcgan, toy, vae
+from tfcf.models import began, dcgan, toy, vae
 
 RNG = np.random.default_rng(1234)
 

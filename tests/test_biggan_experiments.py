@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from experiments.cli import main
+from tfcf.experiments.cli import main
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                                 reason="TF-Hub modules need the TensorFlow backend")
@@ -29,7 +29,7 @@ def settings(mini_biggan):
 @pytest.fixture(scope="module")
 def hybrids(mini_biggan):
     """The cached hybrid set the commands share (computed by the first one to need it)."""
-    from experiments.biggan import hybrid_set
+    from tfcf.experiments.biggan import hybrid_set
 
     return hybrid_set(str(mini_biggan[0]), ("koala", "teddy"), [1], 0.5, 2, 8, 8, 2, 0)[1]
 

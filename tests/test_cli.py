@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from experiments.cli import COMMANDS, main
+from tfcf.experiments.cli import COMMANDS, main
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from experiments.cli import main
-from models import dcgan, registry
+from tfcf.experiments.cli import main
+from tfcf.models import dcgan, registry
 
 
 @pytest.fixture()
@@ -80,7 +80,7 @@ def test_commands_take_committed_checkpoints(toy_root, tmp_path):
 
 
 def test_every_default_names_a_committed_model():
-    from experiments import _common, spectral_figures
+    from tfcf.experiments import _common, spectral_figures
 
     cards = registry.committed_models()
     names = [_common.FACE_VAE, _common.FACE_DCGAN, _common.CIFAR_DCGAN, _common.FACE_BEGAN,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from experiments.cli import main
+from tfcf.experiments.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +144,8 @@ def _write_shards(folder, images):
 
 def test_table2_fid_of_hybrids(generator_file, tiny_generator, tmp_path, fake_inception):
     import tfcf
-    from experiments.table2 import _hybrid_batches
-    from models.registry import load_generator
+    from tfcf.experiments.table2 import _hybrid_batches
+    from tfcf.models.registry import load_generator
     from tfcf.metrics import Statistics, frechet_distance_from_statistics, inception_features
 
     rng = np.random.default_rng(0)

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from models import face_dcgan
+from tfcf.models import face_dcgan
 from tfcf.safeload import load_torch_state_dict
 
 HAS_WEIGHTS = importlib.util.find_spec(face_dcgan.PACKAGE) is not None

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from experiments.cli import main
+from tfcf.experiments.cli import main
 from tfcf import distortion, spectral
 
 

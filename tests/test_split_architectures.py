@@ -5,7 +5,7 @@ import pytest
 
 import tfcf
 from conftest import randomize_batchnorm, to_numpy
-from models import began, dcgan, face_dcgan, toy, vae
+from tfcf.models import began, dcgan, face_dcgan, toy, vae
 from tfcf.graph import FlatGraph
 
 ARCHITECTURES = {

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from models import tensorlayer_io
+from tfcf.models import tensorlayer_io
 
 BN_EPSILON = 1e-5  # tensorlayer's default; the Keras models mirror it
 
@@ -160,7 +160,7 @@ def _randomize(model, seed):
 
 
 def test_dcgan_generator_round_trips(tmp_path):
-    dcgan = pytest.importorskip("models.dcgan")
+    dcgan = pytest.importorskip("tfcf.models.dcgan")
     source = _randomize(dcgan.build_generator("paper_celeba", seed=1), seed=4)
     path = tmp_path / "net_g.npz"
     tensorlayer_io.save_tensorlayer_npz(source, path)
@@ -178,7 +178,7 @@ def test_dcgan_generator_round_trips(tmp_path):
 def test_real_tensorlayer_generator_matches_keras(tmp_path):
     """tensorlayer 2.2.5 builds the DCGAN generator (the 1.x layout with biases, as models/dcgan.py);
     its weights, saved by hand in tl.files.save_npz's format, give our Keras model its outputs."""
-    dcgan = pytest.importorskip("models.dcgan")
+    dcgan = pytest.importorskip("tfcf.models.dcgan")
     tl = pytest.importorskip("tensorlayer")
     import tensorflow as tf
     from tensorlayer.layers import BatchNorm2d, DeConv2d, Dense, Input, Reshape

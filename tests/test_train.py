@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import pytest
 
-from models import began, dcgan, vae
+from tfcf.models import began, dcgan, vae
 from tfcf.train import BEGANTrainer, GANTrainer, Run, VAETrainer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,7 +122,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(tmp_path):
     assert 8 <= saved < 400 and saved % 4 == 0
     from click.testing import CliRunner
 
-    from experiments.cli import main
+    from tfcf.experiments.cli import main
 
     arguments = command[3:]
     arguments[arguments.index("400")] = str(saved + 4)

@@ -91,7 +91,7 @@ def bench_influence(args):
     import numpy as np
 
     import tfcf
-    from models.registry import load_generator
+    from tfcf.models.registry import load_generator
     from tfcf.influence import draw_pairs
 
     spec = load_generator(args.model, layer=args.layer)
@@ -223,7 +223,7 @@ def _loop_sdr(fine, coarse, stride):
 def bench_sdr(args):
     import numpy as np
 
-    from models import dcgan
+    from tfcf.models import dcgan
     from tfcf import spectral
 
     models = [dcgan.build_generator("tensorlayer"), dcgan.build_discriminator("tensorlayer")]
@@ -273,7 +273,7 @@ def bench_train(args):
     import keras
     import numpy as np
 
-    from experiments.train import build_trainer
+    from tfcf.experiments.train import build_trainer
     from tfcf.train import Run
 
     rng = np.random.default_rng(0)
@@ -299,7 +299,7 @@ def bench_train(args):
         rates[family] = args.steps / (time.perf_counter() - started)
         print(f"{family} {preset}: {rates[family]:.2f} steps/s (batch {args.batch_size}, "
               f"backend {keras.backend.backend()})")
-    from models import dcgan
+    from tfcf.models import dcgan
 
     discriminator = dcgan.build_discriminator("paper_celeba")
     discriminator.compile(optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
