@@ -107,45 +107,14 @@ def cli_errors(function):
     return wrapper
 
 
-def weights_digest(model):
-    """sha1 of a model's weights (values, in order): a cache key that changes when they do."""
-    import hashlib
-
-    import numpy as np
-
-    digest = hashlib.sha1()
-    for weight in model.weights:
-        digest.update(np.ascontiguousarray(np.asarray(weight)).tobytes())
-    return digest.hexdigest()
-
-
 def elementary_maps(spec, layer, samples, pairs, seed, statistic="mean_abs"):
-    """Latent samples and the elementary influence maps of ``layer``, cached on disk.
-
-    Several figures need the same maps: they are computed once per (weights, layer, samples,
-    pairs, seed, statistic) and kept in ``$TFCF_CACHE_DIR/influence`` (default
-    ``~/.cache/tfcf``), written atomically; the key hashes the model's weights themselves.
-    """
-    import hashlib
-
-    import numpy as np
-
-    import tfcf
-    from tfcf.io import atomic_write, cache_dir
+    """Latent samples and the elementary influence maps of ``layer``, cached on disk
+    (:func:`tfcf.influence.cached_influence_maps`)."""
+    from tfcf.influence import cached_influence_maps
 
     z = spec.sample_latent(samples, seed=seed)
-    digest = hashlib.sha1(weights_digest(spec.model).encode())
-    digest.update(repr((tfcf.__version__, layer, samples, pairs, seed, statistic,
-                        spec.latent)).encode())
-    cached = cache_dir() / "influence" / f"{digest.hexdigest()}.npy"
-    if cached.is_file():
-        step(f"    influence maps of {layer} from the cache {cached}")
-        return z, np.load(cached, allow_pickle=False)
-    maps = tfcf.influence_maps(spec.model, layer, z, num_pairs=pairs, seed=seed,
-                               statistic=statistic)
-    with atomic_write(cached) as handle:
-        np.save(handle, maps, allow_pickle=False)
-    return z, maps
+    return z, cached_influence_maps(spec.model, layer, z, num_pairs=pairs, seed=seed,
+                                    statistic=statistic, report=step)
 
 
 def finish(outdir, started, seed, params, payload):

@@ -54,9 +54,9 @@ def biggan_options(function):
                      show_default=True, help="Shared truncation of all samples."),
         click.option("--blocks", default=DEFAULT_BLOCKS, show_default=True,
                      help="Gblocks to intervene on (0-based module scopes: n = GBlock_n)."),
-        click.option("--biggan", "handle", default="https://tfhub.dev/deepmind/biggan-deep-256/1",
-                     show_default=True,
-                     help="TF-Hub handle, or a local folder holding the unpacked module."),
+        click.option("--biggan", "handle", default=None,
+                     help="TF-Hub handle, or a local folder holding the unpacked module.  "
+                          "[default: tfcf.biggan.BIGGAN_HANDLES[256], biggan-deep-256/1]"),
     ]
     for option in options:
         function = option(function)
@@ -70,69 +70,18 @@ def classifier_option(default):
              "nasnet_large, resnet_v2_50. Repeat for several.")
 
 
-def _module_digest(path):
-    import hashlib
-
-    digest = hashlib.sha1()
-    with open(path / "saved_model.pb", "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def hybrid_set(handle, pair, blocks, truncation, k, samples, pairs, examples, seed):
-    """The cached cross-class hybrid set (see the module docstring) as a dict of arrays."""
-    import hashlib
-    import json
-
-    import numpy as np
-
-    import tfcf
-    from tfcf.biggan import cross_hybrids, gblock_modules, load_biggan
-    from tfcf.imagenet import class_id
-    from tfcf.io import atomic_write, cache_dir
-
+    """(BigGAN, the cached cross-class hybrid set): :func:`tfcf.biggan.cross_class_hybrids`."""
+    from tfcf.biggan import BIGGAN_HANDLES, cross_class_hybrids, load_biggan
     from tfcf.hub import resolve
 
+    handle = handle or BIGGAN_HANDLES[256]
     loaded = (handle, str(resolve(handle)))
     if loaded not in _LOADED:
         _LOADED[loaded] = load_biggan(handle)
     biggan = _LOADED[loaded]
-    ids = [class_id(c) for c in pair]
-    key = repr((tfcf.__version__, _module_digest(biggan.path), ids, list(blocks), truncation,
-                k, samples, pairs, examples, seed))
-    cached = cache_dir() / "biggan" / f"{hashlib.sha1(key.encode()).hexdigest()}.npz"
-    if cached.is_file():
-        step(f"    hybrids from the cache {cached}")
-        from tfcf.safeload import load_npz
-
-        data = load_npz(cached)
-        data["modules"] = json.loads(str(data["modules"]))
-        return biggan, data
-    bad = [b for b in blocks if b not in biggan.blocks]
-    if bad:
-        raise ValueError(f"Gblocks {bad} are not in {handle}; it has Gblocks {biggan.blocks}")
-    z, y = biggan.latents(ids, max(1, samples // 2), truncation, seed=seed)
-    za, ya = biggan.latents(ids[:1], examples, truncation, seed=seed + 1)
-    zb, yb = biggan.latents(ids[1:], examples, truncation, seed=seed + 2)
-    data = {"originals_a": biggan.generate(za, ya, truncation),
-            "originals_b": biggan.generate(zb, yb, truncation), "ids": np.array(ids)}
-    modules = {}
-    for position, block in enumerate(blocks):
-        step(f"[{position + 1}/{len(blocks)}] Gblock {block}: influence maps of conv1 and conv2, "
-             f"{k} NMF modules, hybrids")
-        model = biggan.keras_model(block, truncation)
-        found, _, maps, names = gblock_modules(model, z, y, k=k, num_pairs=pairs, seed=seed)
-        modules[str(block)] = found
-        data[f"maps_{block}"] = maps
-        data[f"names_{block}"] = np.array(names)
-        data[f"ab_{block}"] = cross_hybrids(model, found, [za, ya], [zb, yb])
-        data[f"ba_{block}"] = cross_hybrids(model, found, [zb, yb], [za, ya])
-    data["modules"] = json.dumps(modules)
-    with atomic_write(cached) as handle_:
-        np.savez(handle_, **data)
-    data["modules"] = modules
-    return biggan, data
+    return biggan, cross_class_hybrids(biggan, pair, blocks, truncation, k, samples, pairs,
+                                       examples, seed, report=step)
 
 
 def _hybrids_of(data, block):
@@ -159,7 +108,9 @@ def _predict_all(classifier, images):
 
 
 def _common_params(handle, pair, blocks, truncation, k, samples, pairs, examples):
-    return {"biggan": handle, "pair": list(pair), "blocks": blocks, "truncation": truncation,
+    from tfcf.biggan import BIGGAN_HANDLES
+
+    return {"biggan": handle or BIGGAN_HANDLES[256], "pair": list(pair), "blocks": blocks, "truncation": truncation,
             "k": k, "samples": samples, "pairs": pairs, "examples": examples}
 
 

@@ -5,6 +5,7 @@
 """
 
 import importlib
+import logging
 
 import click
 
@@ -60,3 +61,13 @@ def main():
 
     One command per paper figure or table; each writes PNG figures and JSON numbers to --outdir.
     """
+    _drop_retracing_warnings()
+
+
+def _drop_retracing_warnings():
+    """Silence TensorFlow's expected "retracing" warnings about cut models, once per process."""
+    from tfcf.intervene import RetracingWarningFilter  # the library, imported lazily like commands
+
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(existing, RetracingWarningFilter) for existing in logger.filters):
+        logger.addFilter(RetracingWarningFilter())

@@ -117,10 +117,10 @@ def demo(ctx, model_name, weights, layer, examples, blocks, samples, pairs, k, r
                                  title="Magnitude of causal effects"), outdir / "magnitude.png")
 
     step("[7/7] spectral dependency ratios of every pathway of the generator")
-    from tfcf.experiments.spectral_figures import _summary, sdr_by_resolution
+    from tfcf import spectral
     from tfcf.plots_spectral import sdr_histograms_figure
 
-    sdr = sdr_by_resolution(spec.model)
+    sdr = spectral.sdr_by_resolution(spec.model)
     save_figure(sdr_histograms_figure({"generator": sdr}, title=(
         "Spectral dependency ratio of successive layers' kernels")), outdir / "sdr.png")
 
@@ -140,7 +140,7 @@ def demo(ctx, model_name, weights, layer, examples, blocks, samples, pairs, k, r
         "module_sizes": [len(m) for m in modules],
         "stability": {"nmf": stability[0].to_dict(), "kmeans": stability[1].to_dict()},
         "causal_effects": effects,
-        "sdr": {str(level): _summary(values) for level, values in sdr.items()},
+        "sdr": {str(level): spectral.summarize(values) for level, values in sdr.items()},
         "files": ["report.html", "hybrids.png", "influence_maps.png", "clusters.png",
                   "module_hybrids.png", "stability.png", "magnitude.png", "sdr.png",
                   "influence_maps.npy"],

@@ -42,26 +42,6 @@ def committed_checkpoints(ctx, name):
     return [f"{step_}={name}@{step_}" for step_ in steps]
 
 
-def _summary(values):
-    import numpy as np
-
-    values = np.asarray(values, dtype=np.float64).ravel()
-    values = values[np.isfinite(values)]
-    quantiles = np.quantile(values, [0.05, 0.25, 0.5, 0.75, 0.95]).tolist() if len(values) else []
-    return {"count": int(len(values)), "mean": float(values.mean()) if len(values) else None,
-            "quantiles_5_25_50_75_95": quantiles,
-            "fraction_below_0.9": float(np.mean(values < 0.9)) if len(values) else None,
-            "fraction_above_1.45": float(np.mean(values > 1.45)) if len(values) else None}
-
-
-def sdr_by_resolution(model):
-    """``{resolution: rho values}`` over every successive conv pair of ``model``."""
-    from tfcf import spectral
-
-    return {spectral.fine_resolution(model, a, b): spectral.layer_sdr(model, a, b)
-            for a, b in spectral.conv_pairs(model)}
-
-
 def _generator_pairs(spec):
     from tfcf import spectral
 
@@ -123,7 +103,7 @@ def sdr_fig3a(ctx, model_name, weights, layer, layers, pathway, outdir, seed, ov
                                     "pathway": [int(i), int(m), int(o)]},
             {"figure": "SDR paper Fig. 3a", "generator": spec.description, "rho": value,
              "stride": stride, "fine_layer": pair[1] if fine_name == "b" else pair[0],
-             "layer_pair": _summary(rho), "files": ["pathway.png"]})
+             "layer_pair": spectral.summarize(rho), "files": ["pathway.png"]})
 
 
 def _histogram_command(name, figure, other_label, default_other, default_model):
@@ -140,6 +120,7 @@ def _histogram_command(name, figure, other_label, default_other, default_model):
     def command(ctx, model_name, weights, layer, other_name, other_weights, outdir, seed,
                 overwrite):
         outdir, started = prepare(ctx, outdir, overwrite)
+        from tfcf import spectral
         from tfcf.models.registry import load_inverse_network
         from tfcf.io import atomic_write, save_figure
         from tfcf.plots_spectral import sdr_histograms_figure
@@ -153,14 +134,14 @@ def _histogram_command(name, figure, other_label, default_other, default_model):
             other_name = None
         step("[1/2] SDR of every pathway of the generator")
         groups = {"generator" if other_label == "discriminator" else "decoder":
-                  sdr_by_resolution(spec.model)}
+                  spectral.sdr_by_resolution(spec.model)}
         if other_name:
             step(f"[2/2] SDR of every pathway of the {other_label}")
             try:
                 other = load_inverse_network(other_name, other_weights)
             except FileNotFoundError as error:
                 ctx.fail(str(error))
-            groups[other_label] = sdr_by_resolution(other)
+            groups[other_label] = spectral.sdr_by_resolution(other)
         else:
             step(f"[2/2] no --other: the {other_label} is not analysed")
         save_figure(sdr_histograms_figure(groups, title=(
@@ -176,7 +157,7 @@ def _histogram_command(name, figure, other_label, default_other, default_model):
                 {"model": model_name, "weights": weights, "other": other_name,
                  "other_weights": other_weights},
                 {"figure": figure, "generator": spec.description,
-                 "summary": {net: {str(level): _summary(values) for level, values in
+                 "summary": {net: {str(level): spectral.summarize(values) for level, values in
                                    levels.items()} for net, levels in groups.items()},
                  "note": "" if other_name else f"no {other_label} given (--other)",
                  "files": ["sdr_histograms.png", "rho.npz"]})
@@ -322,6 +303,7 @@ def _compare_command(name, figure, option, help_text, defaults):
         outdir, started = prepare(ctx, outdir, overwrite)
         import numpy as np
 
+        from tfcf import spectral
         from tfcf.io import save_figure
         from tfcf.plots import image_grid
         from tfcf.plots_spectral import sdr_histograms_figure
@@ -333,7 +315,7 @@ def _compare_command(name, figure, option, help_text, defaults):
         groups, rows = {}, []
         for label, spec in specs:
             step(f"    {label}: SDR of every pathway, {examples} samples")
-            groups[label] = sdr_by_resolution(spec.model)
+            groups[label] = spectral.sdr_by_resolution(spec.model)
             rows.append(np.asarray(spec.model.predict(spec.sample_latent(examples, seed=seed),
                                                       verbose=0)))
         save_figure(sdr_histograms_figure(groups, title=f"{figure}: SDR per resolution level"),
@@ -351,7 +333,7 @@ def _compare_command(name, figure, option, help_text, defaults):
             files.append("evolution.png")
         finish(outdir, started, seed, {option: list(entries), "examples": examples},
                 {"figure": figure,
-                 "summary": {label: {str(level): _summary(values) for level, values in
+                 "summary": {label: {str(level): spectral.summarize(values) for level, values in
                                      levels.items()} for label, levels in groups.items()},
                  "files": files})
 

@@ -21,7 +21,6 @@ from tfcf.experiments._common import (
     prepare,
     sampling_options,
     step,
-    weights_digest,
 )
 
 # The paper's Table 2 (BEGAN on CelebA, k = 3 modules, 10k images per set), normalised by FID(R, G).
@@ -151,6 +150,8 @@ def table2(ctx, model_name, weights, layer, samples, pairs, real_path, k, num_im
     step(f"[1/4] modules: influence maps of {spec.layer} ({pairs} pairs), NMF k = {k}")
     _, maps = elementary_maps(spec, spec.layer, samples, pairs, seed)
     clustering, live, modules = cluster_live(maps, k, seed)
+    from tfcf.cache import weights_digest
+
     digest = weights_digest(spec.model)
 
     step(f"[2/4] Inception statistics ({network.name}) of R, G, C1..C{k}: {num_images} images each")

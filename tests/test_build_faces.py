@@ -97,7 +97,7 @@ def test_publish_copies_the_card_weights_and_samples(tmp_path):
 def test_publish_exports_the_decoder_of_vae_checkpoints(tmp_path):
     import numpy as np
 
-    from tfcf.experiments.train import build_trainer
+    from tfcf.models.trainers import build_trainer
 
     publish_weights = _publish_module()
     run = tmp_path / "run"

@@ -234,7 +234,7 @@ def test_pretrained_is_cached_and_reloaded(tmp_path, monkeypatch, real_generator
     assert [p.name for p in tmp_path.iterdir()] == [face_dcgan.CACHE_FILENAME]  # no temp file left
 
     def no_conversion(*args, **kwargs):
-        raise AssertionError("the second load should read the .h5 cache, not weights.tar")
+        raise AssertionError("the second load should read the cache, not weights.tar")
 
     monkeypatch.setattr(face_dcgan, "load_torch_state_dict", no_conversion)
     second = face_dcgan.load_pretrained()

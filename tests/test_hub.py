@@ -15,7 +15,7 @@ BIGGAN_256 = "https://tfhub.dev/deepmind/biggan-deep-256/1"
 
 @pytest.fixture(scope="module")
 def biggan(mini_biggan):
-    from tfcf.hub import load_biggan
+    from tfcf.biggan import load_biggan
 
     return load_biggan(str(mini_biggan[0]))
 
@@ -154,7 +154,7 @@ def test_bad_gblock_and_truncation_are_named(biggan):
 
 
 def test_biggan_loads_from_the_cache_folder_of_its_handle(mini_biggan, monkeypatch, tmp_path):
-    from tfcf.hub import load_biggan
+    from tfcf.biggan import load_biggan
 
     folder = tmp_path / hashlib.sha1(BIGGAN_256.encode("utf8")).hexdigest()
     shutil.copytree(mini_biggan[0], folder)
@@ -166,7 +166,9 @@ def test_biggan_loads_from_the_cache_folder_of_its_handle(mini_biggan, monkeypat
 
 
 def test_offline_error_names_the_cache_folder(monkeypatch, tmp_path):
-    from tfcf.hub import ModuleNotAvailable, load_biggan, load_classifier
+    from tfcf.biggan import load_biggan
+    from tfcf.hub import ModuleNotAvailable
+    from tfcf.imagenet import load_classifier
 
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("TFCF_OFFLINE", "1")
@@ -183,7 +185,7 @@ def test_classifier_maps_range_resizes_and_drops_background(mini_classifier):
     """Logits by hand: [-1, 1] -> [0, 1], bilinear resize to 224, 4x4 average pool, dense."""
     import tensorflow as tf
 
-    from tfcf.hub import load_classifier
+    from tfcf.imagenet import load_classifier
 
     path, size, kernel, bias = mini_classifier
     classifier = load_classifier("resnet_v2_50", handle=str(path))

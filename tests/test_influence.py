@@ -59,11 +59,12 @@ def test_draw_pairs_distinct_and_reproducible():
 @pytest.mark.parametrize("method", ["generic", "linear"])
 def test_elementary_maps_equal_eq2_by_hand(tiny_generator, z, method):
     expected = hand_maps(tiny_generator, z, [[c] for c in range(8)], num_pairs=20, seed=1)
-    ours = tfcf.influence_maps(tiny_generator, "block1", z, num_pairs=20, seed=1,
-                               batch_size=48, method=method, progress=False)
+    ours, record = tfcf.influence_maps(tiny_generator, "block1", z, num_pairs=20, seed=1,
+                                       batch_size=48, method=method, progress=False,
+                                       return_record=True)
     assert ours.shape == (8, 16, 16)
     np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-6)
-    assert tfcf.influence.influence_maps.last_run["method"] == method
+    assert record.method == method
 
 
 @pytest.mark.parametrize("method", ["generic", "linear"])

@@ -1,5 +1,11 @@
 """Golden-label tests of tfcf.split / tfcf.hybrid / tfcf.intervene (run under TF and JAX)."""
 
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -272,3 +278,47 @@ def test_several_layers_need_one_channel_list_each(tiny_generator, rng):
 def test_missing_source(tiny_generator, rng):
     with pytest.raises(ValueError, match="source"):
         tfcf.intervene(tiny_generator, {"block1": tfcf.SwapChannels([1])}, base=latent(rng, 2))
+
+
+# ----------------------------------------------------------------------------- logging
+def test_importing_tfcf_leaves_the_tensorflow_logger_alone():
+    script = (
+        "import logging, keras\n"
+        "logger = logging.getLogger('tensorflow')\n"
+        "before = list(logger.filters)\n"
+        "import tfcf.intervene\n"
+        "assert logger.filters == before, logger.filters\n"
+        "print('UNCHANGED')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent.parent, timeout=300,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "UNCHANGED" in result.stdout
+
+
+def test_the_tfcf_command_drops_retracing_warnings_once():
+    from click.testing import CliRunner
+
+    from tfcf.experiments.cli import main
+    from tfcf.intervene import RetracingWarningFilter
+
+    logger = logging.getLogger("tensorflow")
+    saved = list(logger.filters)
+    for existing in saved:
+        logger.removeFilter(existing)
+    try:
+        for _ in range(2):
+            assert CliRunner().invoke(main, ["demo", "--help"]).exit_code == 0
+        assert [type(f) for f in logger.filters] == [RetracingWarningFilter]
+
+        def record(message):
+            return logging.LogRecord("tensorflow", logging.WARNING, __file__, 0, message, None,
+                                     None)
+
+        retracing = record("5 out of the last 5 calls to <function f> triggered tf.function "
+                           "retracing. Tracing is expensive.")
+        assert not logger.filters[0].filter(retracing)
+        assert logger.filters[0].filter(record("Some other warning"))
+    finally:
+        logger.filters[:] = saved

@@ -80,6 +80,21 @@ def test_layer_sdr_equals_kernel_sdr_per_pathway():
     assert spectral.pair_layout(discriminator, "d1", "d2") == ("a", "b", 2)
 
 
+def test_pairs_inside_nested_models(nested_generator):
+    """Convolutions pair across and inside nested functional models, under qualified names."""
+    assert spectral.conv_pairs(nested_generator) == [
+        ("shared:0", "block/conv_a"), ("block/conv_a", "block/conv_b"), ("shared:1", "image")]
+    rho = spectral.layer_sdr(nested_generator, "block/conv_a", "block/conv_b")
+    a = np.asarray(nested_generator.get_layer("block").get_layer("conv_a").kernel)
+    b = np.asarray(nested_generator.get_layer("block").get_layer("conv_b").kernel)
+    for i, m, o in [(0, 0, 0), (5, 4, 3), (2, 1, 0)]:
+        # two stride-1 convolutions: the earlier kernel is the fine one
+        golden = spectral.kernel_sdr(a[:, :, i, m], b[:, :, m, o], 1)
+        assert rho[i, m, o] == pytest.approx(golden, rel=1e-9)
+    with pytest.raises(ValueError, match="'image' reads shared:1.*through post"):
+        spectral.layer_sdr(nested_generator, "block/conv_b", "image")
+
+
 def test_bad_input_is_named():
     generator, discriminator = _tiny_generator_and_discriminator()
     with pytest.raises(ValueError, match="'g2' and 'g1' are not successive convolutions"):

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from tfcf.models import began, dcgan, vae
-from tfcf.train import BEGANTrainer, GANTrainer, Run, VAETrainer
+from tfcf.models.trainers import build_trainer
+from tfcf.train import BEGANTrainer, GANTrainer, Run, Trainer, VAETrainer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -235,3 +236,133 @@ def test_holdout_leaves_the_last_images_out():
     assert set(training_images(data, 3, count=4).ravel()) <= set(range(7))
     with pytest.raises(ValueError, match="holdout 10 must be in"):
         training_images(data, 10)
+
+
+class _Recorder(Trainer):
+    """A trainer that learns nothing and records what Run hands it."""
+
+    def __init__(self, draws=2):
+        keras.utils.set_random_seed(0)
+        self.generator = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4 * 4 * 3),
+                                           keras.layers.Reshape((4, 4, 3))])
+        self.models, self.optimizers, self.latent_dim = {"generator": self.generator}, {}, 3
+        self.draws, self.calls = draws, []
+
+    def train_step(self, real, noise, step):
+        self.calls.append((step, len(noise), noise[0].shape))
+        return {"loss": float(step)}
+
+    def noise_draws(self):
+        return self.draws
+
+
+def test_run_hands_every_trainer_its_step_and_noise_draws(tmp_path):
+    data = images(8, 4)
+    run = Run(tmp_path, _Recorder(), data, batch_size=4, progress=False)
+    run.train(3, checkpoint_every=2)
+    assert run.trainer.calls == [(0, 2, (4, 3)), (1, 2, (4, 3)), (2, 2, (4, 3))]
+    resumed = Run(tmp_path, _Recorder(draws=1), data, batch_size=4, progress=False)
+    assert resumed.train(5, checkpoint_every=2)["loss"] == 4.0
+    assert [step for step, _, _ in resumed.trainer.calls] == [3, 4]
+
+
+def test_the_trainer_interface_names_what_a_subclass_lacks():
+    class Half(Trainer):
+        pass
+
+    half = Half()
+    with pytest.raises(NotImplementedError,
+                       match=r"Half must implement train_step\(real, noise, step\)"):
+        half.train_step(None, [], 0)
+    with pytest.raises(NotImplementedError, match=r"Half must implement noise_draws\(\)"):
+        half.noise_draws()
+    with pytest.raises(AttributeError, match="Half has no 'models': a Trainer sets models, "
+                                             "optimizers, generator, latent_dim"):
+        half.models
+    assert not hasattr(half, "generator") and half.latent == "normal" and half.state() == {}
+
+
+def test_compiled_gradients_are_kept_on_their_owner_and_die_with_it():
+    """The JAX step cache: one entry per (owner, method, variables), freed with its owner; a new
+    owner never gets another's, even at a reused id()."""
+    import gc
+    import weakref
+
+    from tfcf.train import _cached
+
+    class Owner:
+        def loss(self):
+            return 0.0
+
+        def other_loss(self):
+            return 0.0
+
+    count = [0]
+
+    def compiler(loss_fn):
+        def compile_function():
+            count[0] += 1
+            return lambda *args: loss_fn(*args)   # holds the loss function, as jax.jit(pure) does
+        return compile_function
+
+    variables = [keras.Variable(1.0), keras.Variable(2.0)]
+    first, second = Owner(), Owner()
+    compiled = _cached(first.loss, variables, [], compiler(first.loss))
+    assert _cached(first.loss, variables, [], compiler(first.loss)) is compiled  # new bound method
+    assert _cached(first.other_loss, variables, [], compiler(first.other_loss)) is not compiled
+    assert _cached(first.loss, variables[:1], variables[1:], compiler(first.loss)) is not compiled
+    assert _cached(second.loss, variables, [], compiler(second.loss)) is not compiled
+    assert count[0] == 4
+
+    def step(x):
+        return x
+
+    assert _cached(step, variables, [], compiler(step)) is _cached(step, variables, [],
+                                                                   compiler(step))
+    assert count[0] == 5
+    reference = weakref.ref(first)
+    del first, compiled
+    gc.collect()
+    assert reference() is None   # the cache does not keep its owner alive
+    fresh = [Owner() for _ in range(100)]   # some may reuse the freed id
+    for owner in fresh:
+        _cached(owner.loss, variables, [], compiler(owner.loss))
+    assert count[0] == 5 + 100
+
+
+def test_build_trainer_builds_the_presets_networks_and_options():
+    """The trainer's networks are the family builders' at ``seed``; VAE options default to the
+    preset's; bad names are refused with the valid ones."""
+    trainer = build_trainer("vae", "sdr_c64", seed=3)
+    assert type(trainer) is VAETrainer
+    assert (trainer.beta, trainer.objective) == (1.0, "sse")   # vae.PRESETS["sdr_c64"]
+    for got, want in zip(trainer.encoder.get_weights(),
+                         vae.build_encoder("sdr_c64", seed=3).get_weights()):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(trainer.generator.get_weights(),
+                         vae.build_decoder("sdr_c64", seed=3).get_weights()):
+        np.testing.assert_array_equal(got, want)
+    trainer = build_trainer("vae", "paper_cifar10", beta=0.25, objective="sse",
+                            sdr_layers=["g_h3_decon2d"])
+    assert (trainer.beta, trainer.objective) == (0.25, "sse")
+    assert [layer.name for layer in trainer.sdr_layers] == ["g_h3_decon2d"]
+    gan = build_trainer("dcgan", "paper_cifar10", dropout=0.2, seed=1)
+    assert type(gan) is GANTrainer
+    assert [layer.rate for layer in gan.generator.layers
+            if isinstance(layer, keras.layers.Dropout)] == [0.2]
+    for got, want in zip(gan.discriminator.get_weights(),
+                         dcgan.build_discriminator("paper_cifar10", seed=1).get_weights()):
+        np.testing.assert_array_equal(got, want)
+    assert type(build_trainer("began", "celeba64_small")) is BEGANTrainer
+    with pytest.raises(ValueError, match="unknown model family 'gan'; valid: dcgan, vae, began"):
+        build_trainer("gan", "paper_cifar10")
+    with pytest.raises(ValueError, match="unknown vae preset 'celeba'; valid: repo, paper_celeba"):
+        build_trainer("vae", "celeba")
+
+
+def test_began_trainer_takes_the_presets_gamma():
+    """BEGAN-tensorflow uses gamma 0.4 at 64 px and 0.7 at 128 px."""
+    from tfcf.models.trainers import build_trainer
+
+    assert build_trainer("began", "celeba64_small").gamma == 0.4
+    assert build_trainer("began", "celeba128").gamma == 0.7

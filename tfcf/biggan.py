@@ -1,6 +1,6 @@
 """BigGAN-deep from TF-Hub: sampling, and interventions on the convolutions inside a Gblock.
 
-    biggan = tfcf.hub.load_biggan()                   # https://tfhub.dev/deepmind/biggan-deep-256/1
+    biggan = tfcf.biggan.load_biggan()                 # https://tfhub.dev/deepmind/biggan-deep-256/1
     z, y = biggan.latents(["koala", "teddy"], num=4, truncation=0.4, seed=0)
     model = biggan.keras_model(block=5, truncation=0.4)   # layers gblock5_conv1, gblock5_conv2
     hybrids = tfcf.hybrid(model, model.cut_layers, [[0, 3], [0, 3]], [z[:4], y[:4]], [z[4:], y[4:]])
@@ -36,11 +36,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tfcf.hub import resolve
-from tfcf.imagenet import _Ref, class_id
+from tfcf.hub import Untracked, resolve
+from tfcf.imagenet import class_id
 
-__all__ = ["BIGGAN_HANDLES", "BigGAN", "cross_hybrids", "gblock_modules", "load_biggan",
-           "truncated_z"]
+__all__ = ["BIGGAN_HANDLES", "BigGAN", "cross_class_hybrids", "cross_hybrids", "gblock_modules",
+           "load_biggan", "saved_model_digest", "truncated_z"]
 
 BIGGAN_HANDLES = {
     128: "https://tfhub.dev/deepmind/biggan-deep-128/1",
@@ -76,7 +76,7 @@ class _GraphPart(keras.layers.Layer):
 
     def __init__(self, function, truncation, output_shape, **kwargs):
         super().__init__(trainable=False, **kwargs)
-        self._function = _Ref(function)
+        self._function = Untracked(function)
         self.truncation = float(truncation)
         self._output_shape = tuple(output_shape)
 
@@ -122,14 +122,14 @@ class BigGAN:
 
         self.handle = str(handle)
         self.path = resolve(self.handle, offline=offline)
-        self.module = hub.load(str(self.path))
+        self.hub_module = hub.load(str(self.path))
         inputs, self.output_name = _signature_tensors(self.path)
         missing = {"z", "y", "truncation"} - set(inputs)
         if missing:
             raise ValueError(f"{self.handle}: signature 'default' lacks inputs {sorted(missing)}; "
                              f"it has {sorted(inputs)} (expected z, y, truncation)")
         self.input_names = [inputs["z"], inputs["y"], inputs["truncation"]]
-        graph = self.module.graph
+        graph = self.hub_module.graph
         self.z_dim = int(graph.get_tensor_by_name(inputs["z"]).shape[-1])
         self.num_classes = int(graph.get_tensor_by_name(inputs["y"]).shape[-1])
         self.output_shape = tuple(graph.get_tensor_by_name(self.output_name).shape[1:])
@@ -199,7 +199,7 @@ class BigGAN:
         import tensorflow as tf
 
         truncation = _check_truncation(truncation)
-        signature = self.module.signatures["default"]
+        signature = self.hub_module.signatures["default"]
         outputs = []
         for start in range(0, len(z), batch_size):
             out = signature(z=tf.constant(z[start:start + batch_size], tf.float32),
@@ -222,7 +222,7 @@ class BigGAN:
             head = biggan.prune([], biggan.conv_tensor(5, 1))
         """
         feeds = list(cuts) + self.input_names
-        return self.module.prune(feeds=feeds, fetches=[fetch])
+        return self.hub_module.prune(feeds=feeds, fetches=[fetch])
 
     def keras_model(self, block, truncation, convs=(1, 2)):
         """A Keras functional model (z, y) -> images, cut at convs of Gblock ``block``.
@@ -242,7 +242,7 @@ class BigGAN:
         if key in self._models:
             return self._models[key]
         tensors = [self.conv_tensor(block, c) for c in convs]
-        graph = self.module.graph
+        graph = self.hub_module.graph
         z = keras.Input((self.z_dim,), name="z")
         y = keras.Input((self.num_classes,), name="y")
         names = [f"gblock{int(block)}_conv{c}" for c in convs]
@@ -316,3 +316,76 @@ def cross_hybrids(model, modules, base, source, batch_size=16):
 
     return np.stack([hybrid(model, list(model.cut_layers), module, base, source,
                             batch_size=batch_size) for module in modules])
+
+
+def saved_model_digest(path):
+    """sha1 of a module folder's ``saved_model.pb``: its identity in cache keys.
+
+        saved_model_digest(biggan.path)
+    """
+    import hashlib
+
+    digest = hashlib.sha1()
+    with open(Path(path) / "saved_model.pb", "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cross_class_hybrids(biggan, pair, blocks, truncation=0.5, k=3, samples=64, pairs=64,
+                        examples=8, seed=0, report=None):
+    """The cross-class hybrid set of the ICLR 2020 BigGAN figures, cached on disk.
+
+        data = cross_class_hybrids(load_biggan(), ("koala", "teddy"), blocks=[4, 5])
+        data["ab_4"].shape      # [k, examples, 256, 256, 3]: koalas with a teddy module
+        data["modules"]["4"]    # k modules, each [conv1 channels, conv2 channels]
+
+    For each Gblock: elementary influence maps of conv1 and conv2 over ``samples`` latents of
+    both classes (``pairs`` pairs), one NMF clustering of both layers into ``k`` modules
+    (:func:`gblock_modules`), then hybrids both ways for ``examples`` pairs: ``ab_<block>``
+    (class A samples with a module from class B samples) and ``ba_<block>``. Also
+    ``originals_a``/``originals_b``, ``ids``, ``maps_<block>`` and ``names_<block>``. The set
+    is cached in ``<tfcf cache>/biggan/`` (:mod:`tfcf.cache`), keyed by the module file's digest
+    and every argument. ``report(text)`` receives progress lines.
+    """
+    import json
+
+    from tfcf import __version__
+    from tfcf.cache import cached_arrays
+
+    report = report or (lambda text: None)
+    ids = [class_id(c) for c in pair]
+    blocks = [int(b) for b in blocks]
+    bad = [b for b in blocks if b not in biggan.blocks]
+    if bad:
+        raise ValueError(f"Gblocks {bad} are not in {biggan.handle}; it has Gblocks "
+                         f"{biggan.blocks}")
+    key = repr((__version__, saved_model_digest(biggan.path), ids, blocks, float(truncation), int(k),
+                int(samples), int(pairs), int(examples), int(seed)))
+
+    def compute():
+        z, y = biggan.latents(ids, max(1, samples // 2), truncation, seed=seed)
+        za, ya = biggan.latents(ids[:1], examples, truncation, seed=seed + 1)
+        zb, yb = biggan.latents(ids[1:], examples, truncation, seed=seed + 2)
+        data = {"originals_a": biggan.generate(za, ya, truncation),
+                "originals_b": biggan.generate(zb, yb, truncation), "ids": np.array(ids)}
+        modules = {}
+        for position, block in enumerate(blocks):
+            report(f"[{position + 1}/{len(blocks)}] Gblock {block}: influence maps of conv1 and "
+                   f"conv2, {k} NMF modules, hybrids")
+            model = biggan.keras_model(block, truncation)
+            found, _, maps, names = gblock_modules(model, z, y, k=k, num_pairs=pairs, seed=seed)
+            modules[str(block)] = found
+            data[f"maps_{block}"] = maps
+            data[f"names_{block}"] = np.array(names)
+            data[f"ab_{block}"] = cross_hybrids(model, found, [za, ya], [zb, yb])
+            data[f"ba_{block}"] = cross_hybrids(model, found, [zb, yb], [za, ya])
+        data["modules"] = np.array(json.dumps(modules))
+        return data
+
+    expect = {"originals_a": (None, None), "originals_b": (None, None), "modules": ((), None),
+              **{f"{kind}_{block}": (None, None) for block in blocks for kind in ("ab", "ba")}}
+    data = dict(cached_arrays("biggan", key, compute, expect=expect,
+                              on_hit=lambda path: report(f"    hybrids from the cache {path}")))
+    data["modules"] = json.loads(str(data["modules"]))
+    return data

@@ -48,7 +48,12 @@ def list_images(path):
     return files
 
 
-def _square_resize(image, size, crop=None):
+def square_resize(image, size, crop=None):
+    """The centred square crop (side ``crop``, else the short side) of a uint8 image, resized
+    to ``size`` x ``size`` (bicubic; None keeps the crop's size).
+
+        face = square_resize(celeba_image, 64, crop=108)       # the DCGAN recipe
+    """
     from PIL import Image
 
     height, width = image.shape[:2]
@@ -87,7 +92,7 @@ def load_images(path, count=None, seed=0, size=None, crop=None):
         if count is not None and count < len(images):
             images = images[np.sort(rng.choice(len(images), count, replace=False))]
         if size is not None and images.shape[1:3] != (size, size):
-            images = np.stack([_square_resize(image, size) for image in images])
+            images = np.stack([square_resize(image, size) for image in images])
         return images
     from PIL import Image
 
@@ -101,7 +106,7 @@ def load_images(path, count=None, seed=0, size=None, crop=None):
         except (OSError, ValueError) as error:
             bad.append(f"{file.name}: {error}")
             continue
-        images.append(_square_resize(image, size, crop)
+        images.append(square_resize(image, size, crop)
                       if size is not None or crop is not None else image)
     if bad:
         warnings.warn(f"{len(bad)} unreadable image(s) skipped in {str(path)!r}, e.g. {bad[0]}", stacklevel=2)

@@ -1,11 +1,13 @@
 """Graph surgery on Keras 3 functional models: flatten, name, cut into segments.
 
-    graph = FlatGraph(generator)                  # nested sub-models expanded inline
+    graph = flat_graph(generator)                 # nested sub-models expanded inline, cached
     cut = graph.resolve("g_h2_relu")              # -> tensor ids produced by that layer
     (head, tail), states = graph.segments([cut])  # keras models: inputs -> cut, cut -> outputs
 
-This module is the one place where tfcf rewires a network. Everything else (hybrids, influence
-maps, stretch distortion, BigGAN Gblocks) goes through :mod:`tfcf.intervene`, which builds on it.
+This module is the one place where tfcf reads or rewires the graph of a network, and the one
+that knows Keras internals (nodes, nested functional models). Hybrids, influence maps and the
+stretch distortion cut models through :mod:`tfcf.intervene`, which builds on it;
+:mod:`tfcf.spectral` pairs successive convolutions with :meth:`FlatGraph.preceding`.
 
 Naming. Each call of a layer (an "op") has a qualified name: its layer name, prefixed by the names
 of the nested functional models it sits in, joined by "/" (``"decoder/block1_conv"``). A layer
@@ -20,9 +22,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import itertools
+import weakref
 
 import keras
+import numpy as np
 from keras import tree
+
+__all__ = ["FlatGraph", "Op", "Preceding", "TensorSpec", "flat_graph"]
 
 try:  # Keras 3 keeps the functional class in a private module.
     from keras.src.models.functional import Functional as _Functional
@@ -31,7 +37,7 @@ except ImportError:  # pragma: no cover - future Keras layouts
 
 
 @dataclasses.dataclass
-class _Ref:
+class _TensorSlot:
     """Placeholder for a tensor inside the recorded call arguments of an op."""
 
     tid: int
@@ -52,9 +58,59 @@ class Op:
 
 @dataclasses.dataclass(frozen=True)
 class TensorSpec:
+    """Shape (batch first), dtype and a readable description of one tensor of the graph."""
+
     shape: tuple
     dtype: str
     description: str
+
+
+@dataclasses.dataclass
+class Preceding:
+    """What :meth:`FlatGraph.preceding` met walking upstream from an op.
+
+    Example::
+
+        found = graph.preceding(op, kind=keras.layers.Conv2D, through=keras.layers.ReLU)
+        found.ops       # the nearest Conv2D ops upstream of ``op``
+        found.passed    # the ReLU ops walked through, nearest first
+        found.blocked   # ops of neither kind where the walk stopped
+        found.inputs    # model inputs (tensor ids) reached before any Conv2D
+    """
+
+    ops: list
+    passed: list
+    blocked: list
+    inputs: list
+
+
+_GRAPHS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def flat_graph(model):
+    """The :class:`FlatGraph` of ``model``, built once per model and then reused.
+
+    Example::
+
+        graph = flat_graph(generator)
+        graph is flat_graph(generator)                   # True: one graph per model
+        models, states = graph.segments([graph.resolve("block1")])  # built once, then cached
+
+    The graph keeps the Keras models it cuts (:meth:`FlatGraph.segments`), so every caller that
+    cuts a model at the same place shares them (and their compiled predict functions). Models
+    that cannot be weakly referenced get a fresh graph on each call.
+    """
+    try:
+        graph = _GRAPHS.get(model)
+    except TypeError:  # unhashable or not weak-referenceable
+        graph = None
+    if graph is None:
+        graph = FlatGraph(model)
+        try:
+            _GRAPHS[model] = graph
+        except TypeError:
+            pass
+    return graph
 
 
 def _as_functional(model):
@@ -88,7 +144,7 @@ class FlatGraph:
 
     Example::
 
-        graph = FlatGraph(model)
+        graph = FlatGraph(model)  # or flat_graph(model), the cached one
         graph.op_names()          # qualified names, graph order
         (head, tail), _ = graph.segments([graph.resolve("block1")])
     """
@@ -112,6 +168,7 @@ class FlatGraph:
         for op in self.ops:
             counts.setdefault(op.name, []).append(op)
         self._by_name = counts
+        self._segments = {}
 
     def _new_tensor(self, tensor, description):
         tid = next(self._ids)
@@ -145,7 +202,7 @@ class FlatGraph:
 
                 def to_ref(value):
                     if isinstance(value, keras.KerasTensor):
-                        return _Ref(local[id(value)])
+                        return _TensorSlot(local[id(value)])
                     return value
 
                 args = tree.map_structure(to_ref, node.arguments.args)
@@ -175,6 +232,7 @@ class FlatGraph:
         return [tid for op in self.resolve_ops(at) for tid in op.outputs]
 
     def resolve_ops(self, at):
+        """The ops named ``at``: one op, or every call of a layer called more than once."""
         if not isinstance(at, str):
             raise TypeError(f"a layer name must be a string, got {at!r} ({type(at).__name__})")
         name, call = at, None
@@ -213,6 +271,68 @@ class FlatGraph:
             )
         return [candidates[call]]
 
+    def op_named(self, at):
+        """The one op named ``at``; a layer called more than once needs ``"name:k"``.
+
+        Example::
+
+            op = graph.op_named("g_h2_decon2d")
+            op.operation                     # the Keras layer
+            graph.specs[op.outputs[0]].shape
+        """
+        ops = self.resolve_ops(at)
+        if len(ops) != 1:
+            raise ValueError(
+                f"layer {at!r} is called {len(ops)} times in model {self.model.name!r}; name one "
+                f"call: {', '.join(self.name_of(op) for op in ops)}"
+            )
+        return ops[0]
+
+    # ----------------------------------------------------------------- inputs
+    def input_arrays(self, values, role="inputs"):
+        """The model's input list from user values: numpy arrays, checked, floats cast.
+
+        Example::
+
+            [z] = graph.input_arrays(z, "base")                # a model with one input
+            z, y = graph.input_arrays([z, y], "source")        # one array per model input
+
+        ``values`` is one array (a model with one input) or a list with one array per model
+        input, all with the same batch size. Float arrays are cast to the input's float dtype.
+        ``role`` names the values in error messages (``"base"``, ``"source"``, ``"z"``).
+
+        Raises:
+            ValueError: wrong number of arrays, a shape the model does not take, or unequal
+                batch sizes; the message names the expected inputs and shapes.
+        """
+        arrays = list(values) if isinstance(values, (list, tuple)) else [values]
+        if len(arrays) != len(self.inputs):
+            raise ValueError(
+                f"{role} must give {len(self.inputs)} array(s), one per model input "
+                f"({[self.specs[t].description for t in self.inputs]}); got {len(arrays)}"
+            )
+        converted = []
+        for array, tid in zip(arrays, self.inputs):
+            spec = self.specs[tid]
+            array = np.asarray(array)
+            if array.dtype.kind == "f" and str(spec.dtype).startswith("float"):
+                array = array.astype(spec.dtype, copy=False)
+            expected = spec.shape[1:]
+            if array.ndim != len(spec.shape) or any(
+                e is not None and e != a for e, a in zip(expected, array.shape[1:])
+            ):
+                raise ValueError(
+                    f"{role} array for {spec.description} has shape {array.shape}; the model "
+                    f"expects (batch, {', '.join('?' if e is None else str(e) for e in expected)})"
+                )
+            converted.append(array)
+        batch = {len(a) for a in converted}
+        if len(batch) != 1:
+            raise ValueError(
+                f"{role} arrays have different batch sizes: {[len(a) for a in converted]}"
+            )
+        return converted
+
     # ---------------------------------------------------------------- cutting
     def ancestors_of(self, tids, stop=()):
         """Indices of the ops needed to compute ``tids``, not expanding tensors in ``stop``."""
@@ -243,9 +363,20 @@ class FlatGraph:
         an attribute-free calling convention: a single tensor when its input (output) is one
         tensor, a list otherwise, in the order above; ``states[k]`` lists the tensor ids of
         segment k's inputs in that order.
+
+        The models are built once per list of boundaries and kept by the graph: cutting again at
+        the same place returns the same Keras models.
         """
         if not boundaries:
             raise ValueError("at least one boundary is needed to cut a model")
+        key = tuple(tuple(boundary) for boundary in boundaries)
+        if key not in self._segments:
+            self._segments[key] = self._cut(boundaries)
+        models, states = self._segments[key]
+        return list(models), [list(state) for state in states]
+
+    def _cut(self, boundaries):
+        """Build the segment models of :meth:`segments` (uncached)."""
         count = len(boundaries)
         states = [None] * (count + 1)
         needs = [None] * (count + 1)
@@ -287,7 +418,7 @@ class FlatGraph:
             inputs.append(tensor)
 
         def fill(value):
-            if isinstance(value, _Ref):
+            if isinstance(value, _TensorSlot):
                 return env[value.tid]
             return value
 
@@ -321,6 +452,56 @@ class FlatGraph:
         """The ops that read tensor ``tid`` (graph order)."""
         return [op for op in self.ops if tid in op.inputs]
 
+    def producers(self, op):
+        """The ops whose outputs ``op`` reads (graph order; model inputs have no producer).
+
+        Example::
+
+            [previous] = graph.producers(graph.op_named("g_h2_relu"))   # the batch norm
+        """
+        indices = {self.producer[tid] for tid in op.inputs if tid in self.producer}
+        return [self.ops[index] for index in sorted(indices)]
+
+    def preceding(self, op, kind, through=()):
+        """The nearest ops of ``kind`` upstream of ``op``, walking back only through ``through``.
+
+        Example::
+
+            found = graph.preceding(graph.op_named("d2"), kind=keras.layers.Conv2D,
+                                    through=(keras.layers.BatchNormalization, keras.layers.ReLU))
+            [conv] = found.ops        # the convolution that feeds "d2" through BN and ReLU
+
+        ``kind`` and ``through`` are a class or tuple of classes (matched against each op's
+        operation, e.g. a Keras layer) or a predicate ``f(op) -> bool``. The walk starts at the
+        tensors ``op`` reads, stops at each op of ``kind``, goes on through ops of ``through``
+        and stops, recording it, at any other op or at a model input; nested functional
+        sub-models are walked into. Returns a :class:`Preceding`.
+        """
+        found, passed, blocked, inputs = [], [], [], []
+        pending = list(op.inputs)
+        seen_tensors, seen_ops = set(), set()
+        while pending:
+            tid = pending.pop(0)
+            if tid in seen_tensors:
+                continue
+            seen_tensors.add(tid)
+            index = self.producer.get(tid)
+            if index is None:
+                inputs.append(tid)
+                continue
+            if index in seen_ops:
+                continue
+            seen_ops.add(index)
+            parent = self.ops[index]
+            if _matches(kind, parent):
+                found.append(parent)
+            elif _matches(through, parent):
+                passed.append(parent)
+                pending.extend(parent.inputs)
+            else:
+                blocked.append(parent)
+        return Preceding(found, passed, blocked, inputs)
+
     def depends_on(self, tids, sources):
         """True when any tensor of ``tids`` is computed from any tensor of ``sources``."""
         sources = set(sources)
@@ -328,6 +509,13 @@ class FlatGraph:
             if any(t in sources for t in self.ops[index].inputs):
                 return True
         return False
+
+
+def _matches(selector, op):
+    """``selector`` is a class, a tuple of classes (of the op's operation) or a predicate."""
+    if isinstance(selector, (type, tuple)):
+        return isinstance(op.operation, selector)
+    return bool(selector(op))
 
 
 def _node_position(node):

@@ -3,8 +3,10 @@
     from tfcf.hub import resolve, cache_folder
     path = resolve("https://tfhub.dev/tensorflow/tfgan/eval/inception/1")
     cache_folder("https://tfhub.dev/deepmind/biggan-deep-256/1")   # $TFHUB_CACHE_DIR/<sha1>
-    biggan = load_biggan()                       # tfcf.biggan.BigGAN (Gblock cuts, hybrids)
-    classifier = load_classifier("resnet_v2_50")   # tfcf.imagenet.Classifier
+
+This module is a leaf: it knows handles, folders and loading, nothing about what a module holds.
+BigGAN-deep is loaded by :func:`tfcf.biggan.load_biggan`, the ImageNet classifiers by
+:func:`tfcf.imagenet.load_classifier`; both resolve their handles here.
 
 tensorflow_hub caches a module in ``$TFHUB_CACHE_DIR/<sha1 of the handle>`` (the system's temp
 folder ``tfhub_modules`` when the variable is unset). :func:`resolve` looks there first, then at
@@ -19,12 +21,23 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["ModuleNotAvailable", "cache_folder", "cache_root", "is_available", "load", "load_biggan",
-           "load_classifier", "resolve"]
+__all__ = ["ModuleNotAvailable", "Untracked", "cache_folder", "cache_root", "is_available", "load",
+           "resolve"]
 
 
 class ModuleNotAvailable(FileNotFoundError):
     """A TF-Hub module is neither a local folder, nor cached, nor downloadable."""
+
+
+class Untracked:
+    """Holds a loaded TF-Hub object (module, pruned function) out of Keras's attribute tracking.
+
+        self._module = Untracked(hub.load(path))      # inside a keras.layers.Layer
+        outputs = self._module.value(images)
+    """
+
+    def __init__(self, value):
+        self.value = value
 
 
 def cache_root():
@@ -107,25 +120,3 @@ def load(handle, offline=None):
     import tensorflow_hub as hub
 
     return hub.load(str(resolve(handle, offline=offline)))
-
-
-def load_biggan(handle="https://tfhub.dev/deepmind/biggan-deep-256/1", offline=None):
-    """A BigGAN-deep module as :class:`tfcf.biggan.BigGAN` (see that module for Gblock cuts).
-
-        biggan = load_biggan()                                   # biggan-deep-256
-        biggan = load_biggan("https://tfhub.dev/deepmind/biggan-deep-128/1")
-    """
-    from tfcf.biggan import load_biggan as _load
-
-    return _load(handle, offline=offline)
-
-
-def load_classifier(name, handle=None, value_range=(-1.0, 1.0), offline=None):
-    """A TF-Hub ImageNet classifier as :class:`tfcf.imagenet.Classifier` (Keras 3 layer inside).
-
-        classifier = load_classifier("inception_v3")              # 299 px, inputs in [0, 1]
-        probabilities = classifier.predict(images)                 # images in value_range
-    """
-    from tfcf.imagenet import load_classifier as _load
-
-    return _load(name, handle=handle, value_range=value_range, offline=offline)

@@ -20,7 +20,7 @@ from importlib import resources
 import keras
 import numpy as np
 
-from tfcf.hub import resolve
+from tfcf.hub import Untracked, resolve
 
 __all__ = ["CLASSIFIERS", "Classifier", "HubClassifier", "class_id", "class_name",
            "class_names", "load_classifier"]
@@ -88,13 +88,6 @@ def class_id(label):
     return matches[0]
 
 
-class _Ref:
-    """Holds the loaded module out of Keras's attribute tracking."""
-
-    def __init__(self, value):
-        self.value = value
-
-
 class HubClassifier(keras.layers.Layer):
     """Keras 3 layer around a TF-Hub image classifier: images -> 1000 ImageNet logits.
 
@@ -107,7 +100,7 @@ class HubClassifier(keras.layers.Layer):
         if keras.backend.backend() != "tensorflow":
             raise RuntimeError("TF-Hub classifiers run under KERAS_BACKEND=tensorflow only; "
                                f"this process uses {keras.backend.backend()!r}")
-        self._module = _Ref(module)
+        self._module = Untracked(module)
         self.size = int(size)
         self.value_range = tuple(float(v) for v in value_range)
         if not self.value_range[1] > self.value_range[0]:

@@ -27,24 +27,54 @@ number of pairs). When the layer after the cut is a linear layer (Dense, Conv2D 
 Conv2DTranspose without activation) read by nothing else, its output for a one-channel hybrid is
 its output for the base sample plus that channel's contribution of the difference
 ``source - base``: the downstream work then starts after that layer, which is where most of a
-generator's FLOPs are. ``method="generic"`` turns this off.
+generator's FLOPs are. ``method="generic"`` turns this off. ``return_record=True`` also returns
+an :class:`InfluenceRecord` saying which way was taken and how the work was batched.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import time
 
 import keras
 import numpy as np
 
+from tfcf.graph import flat_graph
 from tfcf.io import progress_bar
-from tfcf.intervene import SwapChannels, _as_input_list, _plan, _segments, intervene, split
+from tfcf.intervene import SwapChannels, intervene, split
 
-__all__ = ["STATISTICS", "influence_maps", "individual_influence", "draw_pairs"]
+__all__ = ["STATISTICS", "InfluenceRecord", "cached_influence_maps", "influence_maps",
+           "individual_influence",
+           "draw_pairs"]
 
 STATISTICS = ("mean_abs", "variance")
 _LINEAR = (keras.layers.Dense, keras.layers.Conv2D, keras.layers.Conv2DTranspose,
            keras.layers.Conv1D, keras.layers.Conv1DTranspose)
+
+
+@dataclasses.dataclass(frozen=True)
+class InfluenceRecord:
+    """How :func:`influence_maps` computed its maps (returned with ``return_record=True``).
+
+    Example::
+
+        maps, record = tfcf.influence_maps(generator, "main.8", z, return_record=True)
+        record.method, record.hybrids, record.hybrids / record.seconds   # "linear", ..., rate
+
+    ``method`` is "linear" (the shortcut through the linear layer after the cut), "generic" (the
+    whole downstream part on mixed hybrids) or "intervene" (modules spanning several layers, one
+    map at a time through :func:`tfcf.intervene`). Each downstream call evaluates
+    ``maps_per_step`` maps on ``pairs_per_step`` pairs; ``hybrids = num_maps * num_pairs``.
+    """
+
+    method: str
+    num_maps: int
+    num_pairs: int
+    hybrids: int
+    maps_per_step: int
+    pairs_per_step: int
+    seconds: float
 
 
 def draw_pairs(num_samples, num_pairs, seed=0):
@@ -218,7 +248,7 @@ class _LinearStep:
 
 def _linear_successor(model, at):
     """The name and layer of the linear layer that alone reads the cut tensor, or None."""
-    graph, _ = _plan(model)
+    graph = flat_graph(model)
     tids = graph.resolve(at)
     if len(tids) != 1:
         return None
@@ -233,7 +263,8 @@ def _linear_successor(model, at):
     return graph.name_of(readers[0]), layer
 
 
-def _batches(total, size):
+def _index_ranges(total, size):
+    """``(start, stop)`` of consecutive ranges of at most ``size`` indices covering ``total``."""
     for start in range(0, total, size):
         yield start, min(start + size, total)
 
@@ -241,7 +272,7 @@ def _batches(total, size):
 def _predict(model, inputs, batch_size):
     pieces = []
     total = len(inputs[0])
-    for start, stop in _batches(total, batch_size):
+    for start, stop in _index_ranges(total, batch_size):
         chunk = [a[start:stop] for a in inputs]
         out = model.predict_on_batch(chunk[0] if len(chunk) == 1 else chunk)
         out = out if isinstance(out, (list, tuple)) else [out]
@@ -251,7 +282,7 @@ def _predict(model, inputs, batch_size):
 
 def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=None, seed=0,
                    batch_size=256, keep_color=False, method="auto", strategy=None,
-                   progress=True):
+                   progress=True, return_record=False):
     """Influence maps of the channels (or modules) of layer ``at``: ``[num_maps, H, W]``.
 
     Example::
@@ -277,6 +308,12 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
         strategy: a ``tf.distribute.Strategy``; each batch of pairs is split across its
             replicas and the partial sums are added (TensorFlow backend).
         progress: show a progress bar (maps done, hybrids per second).
+        return_record: also return an :class:`InfluenceRecord` (method taken, batch sizes,
+            seconds): ``maps, record = influence_maps(..., return_record=True)``.
+
+    Returns:
+        The maps ``[num_maps, H, W]`` (``[num_maps, H, W, colours]`` with ``keep_color``); with
+        ``return_record``, the pair ``(maps, record)``.
     """
     if statistic not in STATISTICS:
         raise ValueError(f"unknown statistic {statistic!r}; valid: {', '.join(STATISTICS)}")
@@ -284,8 +321,8 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
         raise ValueError(f"unknown method {method!r}; valid: auto, generic, linear")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    graph, _ = _plan(model)
-    inputs = _as_input_list(z, graph, "z")
+    graph = flat_graph(model)
+    inputs = graph.input_arrays(z, "z")
     num_samples = len(inputs[0])
     num_pairs = num_samples if num_pairs is None else int(num_pairs)
     base_index, source_index = draw_pairs(num_samples, num_pairs, seed)
@@ -295,11 +332,18 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
             f"influence maps need a model with one image output [B, H, W, colours]; "
             f"{model.name!r} has outputs {[graph.specs[t].shape for t in graph.outputs]}"
         )
-    if not isinstance(at, str):
-        return _multi_layer_maps(model, list(at), channels, inputs, base_index, source_index,
-                                 statistic, batch_size, keep_color, progress)
-
     started = time.time()
+    if not isinstance(at, str):
+        maps = _multi_layer_maps(model, list(at), channels, inputs, base_index, source_index,
+                                 statistic, batch_size, keep_color, progress)
+        if not return_record:
+            return maps
+        return maps, InfluenceRecord(
+            method="intervene", num_maps=len(maps), num_pairs=num_pairs,
+            hybrids=len(maps) * num_pairs, maps_per_step=1,
+            pairs_per_step=min(num_pairs, batch_size), seconds=time.time() - started,
+        )
+
     successor = _linear_successor(model, at) if method != "generic" and channels is None else None
     if method == "linear" and successor is None:
         raise ValueError(
@@ -314,7 +358,8 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
         originals = _predict(tail, states, batch_size)[0]
     else:
         successor_name, layer = successor
-        head, middle, rest = _segments(model, [graph.resolve(at), graph.resolve(successor_name)])
+        (head, middle, rest), _ = graph.segments([graph.resolve(at),
+                                                  graph.resolve(successor_name)])
         states = _predict(head, inputs, batch_size)
         rest_states = _predict(middle, states, batch_size)
         originals = _predict(rest, rest_states, batch_size)[0]
@@ -332,10 +377,10 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
     replicas = _Replicas(strategy)
     with progress_bar(num_maps * num_pairs, progress, f"influence maps ({num_maps})",
                       "hybrid") as bar:
-        for first, last in _batches(num_maps, masks_per_step):
+        for first, last in _index_ranges(num_maps, masks_per_step):
             rows = np.arange(first, last)
             padded = np.concatenate([rows, np.full(masks_per_step - len(rows), rows[-1])])
-            for start, stop in _batches(num_pairs, pairs_per_step):
+            for start, stop in _index_ranges(num_pairs, pairs_per_step):
                 b, s = base_index[start:stop], source_index[start:stop]
                 if successor is not None:
                     arguments = (states[0][b], states[0][s], rest_states[0][b],
@@ -351,12 +396,15 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
                 bar.update(len(rows) * (stop - start))
             bar.set_postfix_str(f"maps {last}/{num_maps}")
     maps = accumulator.result().astype("float32")
-    influence_maps.last_run = {
-        "method": "linear" if successor is not None else "generic",
-        "seconds": time.time() - started,
-        "hybrids": num_maps * num_pairs,
-    }
-    return maps if keep_color else maps.mean(axis=-1)
+    maps = maps if keep_color else maps.mean(axis=-1)
+    if not return_record:
+        return maps
+    record = InfluenceRecord(
+        method="linear" if successor is not None else "generic", num_maps=num_maps,
+        num_pairs=num_pairs, hybrids=num_maps * num_pairs, maps_per_step=masks_per_step,
+        pairs_per_step=pairs_per_step, seconds=time.time() - started,
+    )
+    return maps, record
 
 
 def _multi_layer_maps(model, layers, channels, inputs, base_index, source_index, statistic,
@@ -378,7 +426,7 @@ def _multi_layer_maps(model, layers, channels, inputs, base_index, source_index,
                       f"influence maps ({len(channels)})", "hybrid") as bar:
         for row, module in enumerate(channels):
             plan = [(layer, SwapChannels(c)) for layer, c in zip(layers, module)]
-            for start, stop in _batches(len(base_index), batch_size):
+            for start, stop in _index_ranges(len(base_index), batch_size):
                 b, s = base_index[start:stop], source_index[start:stop]
                 out = intervene(model, plan, [a[b] for a in inputs], [a[s] for a in inputs],
                                 batch_size=batch_size)
@@ -454,3 +502,35 @@ class _Replicas:
         distributed = strategy.experimental_distribute_values_from_function(value_fn)
         result = strategy.run(lambda args: step(*args), args=(distributed,))
         return [strategy.reduce(tf.distribute.ReduceOp.SUM, r, axis=None) for r in result]
+
+
+def cached_influence_maps(model, at, z, num_pairs=None, seed=0, statistic="mean_abs", key="",
+                          report=None, **options):
+    """:func:`influence_maps` of every channel, kept in ``<tfcf cache>/influence/``.
+
+        maps = cached_influence_maps(generator, "main.8", z, num_pairs=256, seed=0)
+
+    Several figures need the same elementary maps: they are computed once per (weights, layer,
+    latents, pairs, seed, statistic, ``key``) and kept through :mod:`tfcf.cache` (atomic, checked
+    when read: a corrupt file is reported, removed and recomputed). The key hashes the model's
+    weights and the latents themselves. ``report(text)`` is told when the maps come from the
+    cache; ``options`` go to :func:`influence_maps`.
+    """
+    from tfcf import __version__
+    from tfcf.cache import cached_arrays, weights_digest
+
+    latents = [np.asarray(v) for v in (z if isinstance(z, (list, tuple)) else [z])]
+    digest = hashlib.sha1(weights_digest(model).encode())
+    for value in latents:
+        digest.update(f"{value.shape}{value.dtype}".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    cache_key = repr((__version__, digest.hexdigest(), at, num_pairs, seed, statistic, key))
+
+    def compute():
+        return {"maps": influence_maps(model, at, z, num_pairs=num_pairs, seed=seed,
+                                       statistic=statistic, **options)}
+
+    hit = None if report is None else (
+        lambda path: report(f"    influence maps of {at} from the cache {path}"))
+    return cached_arrays("influence", cache_key, compute,
+                         expect={"maps": (None, "float32")}, on_hit=hit)["maps"]

@@ -24,15 +24,14 @@ Inference mode always: batch normalisation uses its moving statistics, dropout i
 from __future__ import annotations
 
 import logging
-import weakref
 
-import keras
 import numpy as np
 
-from tfcf.graph import FlatGraph
+from tfcf.graph import flat_graph
 
 __all__ = [
     "Intervention",
+    "RetracingWarningFilter",
     "SetChannels",
     "Split",
     "SwapChannels",
@@ -41,33 +40,6 @@ __all__ = [
     "intervene",
     "split",
 ]
-
-_GRAPHS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def _plan(model):
-    """The cached flattened graph of ``model`` and its cache of built segments."""
-    try:
-        entry = _GRAPHS.get(model)
-    except TypeError:  # unhashable or not weak-referenceable
-        entry = None
-    if entry is None:
-        entry = (FlatGraph(model), {})
-        try:
-            _GRAPHS[model] = entry
-        except TypeError:
-            pass
-    return entry
-
-
-def _segments(model, boundaries):
-    """Keras models cut at successive boundaries (lists of tensor ids), built once per model."""
-    graph, cache = _plan(model)
-    key = ("segments", tuple(tuple(b) for b in boundaries))
-    if key not in cache:
-        cache[key] = graph.segments(boundaries)[0]
-    return cache[key]
-
 
 class Split(tuple):
     """``(head, tail)`` with the description of what crosses the cut.
@@ -121,7 +93,7 @@ def split(model, at):
         ValueError: unknown layer name (the message lists the valid names).
         TypeError: subclassed (non-functional) model.
     """
-    graph, cache = _plan(model)
+    graph = flat_graph(model)
     names = [at] if isinstance(at, str) else list(at)
     if not names:
         raise ValueError("`at` is empty: name at least one layer to split at")
@@ -130,17 +102,13 @@ def split(model, at):
         for tid in graph.resolve(name):
             if tid not in cut:
                 cut.append(tid)
-    key = ("split", tuple(cut))
-    if key not in cache:
-        (head, tail), states = graph.segments([cut])
-        state = states[1]
-        cache[key] = Split(
-            head,
-            tail,
-            [graph.specs[tid].description for tid in cut],
-            [graph.specs[tid].description for tid in state[len(cut):]],
-        )
-    return cache[key]
+    (head, tail), states = graph.segments([cut])
+    return Split(
+        head,
+        tail,
+        [graph.specs[tid].description for tid in cut],
+        [graph.specs[tid].description for tid in states[1][len(cut):]],
+    )
 
 
 # --------------------------------------------------------------------------- interventions
@@ -285,44 +253,21 @@ class _Callable(Intervention):
         return self.function(base, source)
 
 
-# --------------------------------------------------------------------------- inputs
-def _as_input_list(values, graph, role):
-    arrays = list(values) if isinstance(values, (list, tuple)) else [values]
-    if len(arrays) != len(graph.inputs):
-        raise ValueError(
-            f"{role} must give {len(graph.inputs)} array(s), one per model input "
-            f"({[graph.specs[t].description for t in graph.inputs]}); got {len(arrays)}"
-        )
-    converted = []
-    for array, tid in zip(arrays, graph.inputs):
-        spec = graph.specs[tid]
-        array = np.asarray(array)
-        if array.dtype.kind == "f" and str(spec.dtype).startswith("float"):
-            array = array.astype(spec.dtype, copy=False)
-        expected = spec.shape[1:]
-        if array.ndim != len(spec.shape) or any(
-            e is not None and e != a for e, a in zip(expected, array.shape[1:])
-        ):
-            raise ValueError(
-                f"{role} array for {spec.description} has shape {array.shape}; the model "
-                f"expects (batch, {', '.join('?' if e is None else str(e) for e in expected)})"
-            )
-        converted.append(array)
-    batch = {len(a) for a in converted}
-    if len(batch) != 1:
-        raise ValueError(f"{role} arrays have different batch sizes: {[len(a) for a in converted]}")
-    return converted
+# --------------------------------------------------------------------------- running
+class RetracingWarningFilter(logging.Filter):
+    """Drops TensorFlow's "triggered tf.function retracing" warnings, expected when cutting.
 
+    Example::
 
-class _NoRetracingWarning(logging.Filter):
+        logging.getLogger("tensorflow").addFilter(tfcf.intervene.RetracingWarningFilter())
+
+    Each segment of a cut model is its own Keras model with its own predict function; TensorFlow
+    counts their first traces together and warns about "retracing". Importing tfcf installs
+    nothing: the ``tfcf`` command installs this filter; a script may do as above.
+    """
+
     def filter(self, record):
         return "triggered tf.function retracing" not in record.getMessage()
-
-
-if keras.backend.backend() == "tensorflow":
-    # Each segment is its own Keras model with its own predict function; TensorFlow counts their
-    # first traces together and warns about "retracing", which is expected here.
-    logging.getLogger("tensorflow").addFilter(_NoRetracingWarning())
 
 
 def _run(model, inputs):
@@ -370,7 +315,7 @@ def intervene(model, interventions, base, source=None, batch_size=256):
         The model's output for the intervened base pass: one numpy array, or a list for a model
         with several outputs.
     """
-    graph, cache = _plan(model)
+    graph = flat_graph(model)
     pairs = list(interventions.items()) if isinstance(interventions, dict) else list(interventions)
     if not pairs:
         raise ValueError("no intervention given: pass {layer_name: Intervention}")
@@ -395,17 +340,17 @@ def intervene(model, interventions, base, source=None, batch_size=256):
     order = sorted(set(levels))
     boundaries = [[tid for (_, tids, _), lvl in zip(groups, levels) if lvl == level for tid in tids]
                   for level in order]
-    segments = _segments(model, boundaries)
+    segments, _ = graph.segments(boundaries)
     actions = {tid: action for _, tids, action in groups for tid in tids}
 
-    base_inputs = _as_input_list(base, graph, "base")
+    base_inputs = graph.input_arrays(base, "base")
     needs_source = any(action.needs_source for action in actions.values())
     reads_source = any(action.needs_source is not False for action in actions.values())
     if needs_source and source is None:
         raise ValueError("these interventions read the source pass: pass `source=` inputs")
     source_inputs = None
     if source is not None:
-        source_inputs = _as_input_list(source, graph, "source")
+        source_inputs = graph.input_arrays(source, "source")
         if len(source_inputs[0]) != len(base_inputs[0]):
             raise ValueError(
                 f"base and source batch sizes differ: {len(base_inputs[0])} vs "

@@ -28,7 +28,8 @@ import warnings
 
 import numpy as np
 
-from tfcf.io import atomic_write, cache_dir, progress_bar
+from tfcf.cache import cache_file, cached_arrays
+from tfcf.io import progress_bar
 
 __all__ = ["INCEPTION_HANDLE", "Statistics", "fid", "feature_statistics", "frechet_distance",
            "frechet_distance_from_statistics", "get_extractor", "inception_features",
@@ -263,7 +264,7 @@ def get_extractor(extractor="auto", handle=INCEPTION_HANDLE, weights=None):
     return _EXTRACTORS[key]
 
 
-def _batches(images, batch_size):
+def _image_batches(images, batch_size):
     """(batches, count) from an array or an iterable of arrays."""
     if isinstance(images, np.ndarray) or hasattr(images, "shape"):
         array = images
@@ -290,7 +291,7 @@ def inception_features(images, extractor="auto", batch_size=50, value_range=(-1.
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     network = get_extractor(extractor)
-    batches, known = _batches(images, int(batch_size))
+    batches, known = _image_batches(images, int(batch_size))
     total = known if known is not None else count
     outputs = []
     with progress_bar(total, enabled=progress, description=f"inception features ({network.name})",
@@ -317,10 +318,16 @@ def _array_digest(images):
     return digest.hexdigest()
 
 
+def _statistics_key(cache_key, extractor_identity, value_range, quantize):
+    return f"{cache_key}|{extractor_identity}|{tuple(float(v) for v in value_range)}|{bool(quantize)}"
+
+
 def statistics_cache_path(cache_key, extractor_identity, value_range, quantize):
-    """The .npz file caching the statistics of ``cache_key`` under this extractor and preprocessing."""
-    text = f"{cache_key}|{extractor_identity}|{tuple(float(v) for v in value_range)}|{bool(quantize)}"
-    return cache_dir() / "fid" / f"{hashlib.sha1(text.encode()).hexdigest()}.npz"
+    """The .npz file caching the statistics of ``cache_key`` under this extractor and preprocessing.
+
+        path = statistics_cache_path("real-faces", network.identity, (0, 255), True)
+    """
+    return cache_file("fid", _statistics_key(cache_key, extractor_identity, value_range, quantize))
 
 
 def feature_statistics(images, extractor="auto", batch_size=50, value_range=(-1.0, 1.0), quantize=True,
@@ -332,25 +339,32 @@ def feature_statistics(images, extractor="auto", batch_size=50, value_range=(-1.
 
     For an array, ``cache_key="auto"`` hashes its bytes; an iterable needs an explicit key to be
     cached (``None`` turns the cache off). The key also holds the extractor's identity and the
-    preprocessing. Cache files live in ``<tfcf cache>/fid/`` and are written atomically.
+    preprocessing. Cache files live in ``<tfcf cache>/fid/`` and go through :mod:`tfcf.cache`
+    (written atomically, validated when read; a corrupt file is reported, removed, recomputed).
     """
     network = get_extractor(extractor)
     if cache_key == "auto":
         cache_key = _array_digest(images) if isinstance(images, np.ndarray) else None
-    path = None
-    if cache_key is not None:
-        path = statistics_cache_path(cache_key, network.identity, value_range, quantize)
-        if path.is_file():
-            with np.load(path, allow_pickle=False) as stored:
-                return Statistics(stored["mean"], stored["covariance"], int(stored["count"]))
-    features = inception_features(images, network, batch_size=batch_size, value_range=value_range,
-                                  quantize=quantize, progress=progress, count=count)
-    stats = Statistics.of(features)
-    if path is not None:
-        with atomic_write(path) as handle:
-            np.savez(handle, mean=stats.mean, covariance=stats.covariance, count=stats.count,
-                     key=str(cache_key), extractor=network.identity)
-    return stats
+
+    def compute():
+        features = inception_features(images, network, batch_size=batch_size,
+                                      value_range=value_range, quantize=quantize,
+                                      progress=progress, count=count)
+        stats = Statistics.of(features)
+        return {"mean": stats.mean, "covariance": stats.covariance, "count": stats.count}
+
+    if cache_key is None:
+        arrays = compute()
+    else:
+        arrays = cached_arrays("fid", _statistics_key(cache_key, network.identity, value_range,
+                                                      quantize), compute,
+                               expect={"mean": (None, "float64"), "covariance": (None, "float64"),
+                                       "count": ((), None)})
+    mean, covariance = arrays["mean"], arrays["covariance"]
+    if mean.ndim != 1 or covariance.shape != (len(mean), len(mean)):
+        raise ValueError(f"FID statistics of {cache_key!r} have mean {mean.shape} and covariance "
+                         f"{covariance.shape}; expected (d,) and (d, d)")
+    return Statistics(mean, covariance, int(arrays["count"]))
 
 
 def fid(images_a, images_b, extractor="auto", batch_size=50, value_range=(-1.0, 1.0),

@@ -41,6 +41,9 @@ class Run:
         run = Run("runs/vae", VAETrainer(enc, dec, beta=5e-4), images, batch_size=64, seed=0)
         run.train(steps=20000, checkpoint_every=1000)       # continues from runs/vae/latest
 
+    ``trainer``: a :class:`tfcf.train.Trainer` (its ``models``, ``optimizers``, ``generator``,
+    ``latent``, ``latent_dim``, ``train_step(real, noise, step)``, ``noise_draws()``,
+    ``state()``/``load_state()``, ``sample()`` and ``optimizer_variables()`` are all it uses).
     ``images``: uint8 ``[N, H, W, C]`` (scaled to [-1, 1] per batch). Batch ``t`` takes the
     examples of a permutation drawn from ``seed`` and the epoch; the latent noise of step ``t``
     is drawn from ``(seed, t)``; so any step can be recomputed after a resume. Writes
@@ -221,10 +224,7 @@ class Run:
                           f"{type(self.trainer).__name__}", "step") as bar:
             while self.step < steps:
                 real, noise = self.batch(self.step)
-                if getattr(self.trainer, "needs_step", False):
-                    raw = self.trainer.train_step(real, noise, self.step)
-                else:
-                    raw = self.trainer.train_step(real, noise)
+                raw = self.trainer.train_step(real, noise, self.step)
                 logs = {key: _to_float(value) for key, value in raw.items()}
                 self.step += 1
                 self._log(logs)

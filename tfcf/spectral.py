@@ -23,15 +23,22 @@ squared norm of ``f * c^s`` and, over many pathways, the inner product of the au
 grid is needed and every pathway of two layers is one matrix product.
 
 Kernels are real, so |k^(-u)| = |k^(u)| and flips of either kernel do not change rho.
+
+Layers are named as in :func:`tfcf.split` (qualified ``"sub/layer"`` names reach layers of nested
+functional models); successive convolutions are found on the model's flattened graph
+(:meth:`tfcf.graph.FlatGraph.preceding`).
 """
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 
+from tfcf.graph import flat_graph
+
 __all__ = ["activation_sdr", "conv_pairs", "kernel_sdr", "layer_kernels", "layer_sdr",
-           "model_sdr", "pair_layout", "sdr_penalty", "fine_resolution", "contribution_energy",
-           "zero_kernels"]
+           "model_sdr", "pair_layout", "sdr_by_resolution", "sdr_penalty", "fine_resolution",
+           "contribution_energy", "summarize", "zero_kernels"]
 
 
 def _check_kernel(kernel, name, rank=2):
@@ -105,8 +112,6 @@ def layer_kernels(layer):
 
         kernels = layer_kernels(model.get_layer("g_h4_decon2d"))   # [5, 5, 64, 3]
     """
-    import keras
-
     if isinstance(layer, keras.layers.Conv2DTranspose):
         return np.transpose(np.asarray(layer.kernel), (0, 1, 3, 2))
     if isinstance(layer, keras.layers.Conv2D):
@@ -116,9 +121,7 @@ def layer_kernels(layer):
 
 
 def _conv_info(layer):
-    import keras
-
-    if not isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+    if not isinstance(layer, _CONVOLUTIONS):
         raise ValueError(f"layer {layer.name!r} is a {type(layer).__name__}; SDR needs Conv2D "
                          "or Conv2DTranspose layers")
     strides = tuple(layer.strides)
@@ -129,29 +132,32 @@ def _conv_info(layer):
     return isinstance(layer, keras.layers.Conv2DTranspose), strides[0]
 
 
+_CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
 _PASS_THROUGH = ("BatchNormalization", "ReLU", "LeakyReLU", "ELU", "Activation", "Dropout",
                  "SpatialDropout2D", "GaussianNoise", "PReLU", "LayerNormalization")
 
 
-def _predecessor_conv(model, layer):
-    """Walk back from ``layer`` through element-wise layers to the conv layer that feeds it."""
-    import keras
+def _is_pass_through(op):
+    return type(op.operation).__name__ in _PASS_THROUGH
 
-    current = layer
-    passed = []
-    while True:
-        nodes = [n for n in current._inbound_nodes if n.operation is current]
-        parents = {id(t._keras_history.operation): t._keras_history.operation
-                   for n in nodes[:1] for t in keras.tree.flatten(n.input_tensors)}
-        if len(parents) != 1:
-            return None, passed
-        parent = next(iter(parents.values()))
-        if isinstance(parent, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
-            return parent, passed
-        if type(parent).__name__ not in _PASS_THROUGH:
-            return None, passed + [f"{parent.name} ({type(parent).__name__})"]
-        passed.append(parent.name)
-        current = parent
+
+def _layer(model, name):
+    """The layer called once under ``name`` (qualified names reach nested models)."""
+    return flat_graph(model).op_named(name).operation
+
+
+def _predecessor_conv(graph, op):
+    """The conv op that alone feeds ``op`` through element-wise layers (or None), and the path.
+
+    The path names the element-wise ops walked through, nearest first, then whatever stopped the
+    walk (another kind of layer, a model input)."""
+    found = graph.preceding(op, kind=_CONVOLUTIONS, through=_is_pass_through)
+    path = [graph.name_of(o) for o in found.passed]
+    path += [f"{graph.name_of(o)} ({type(o.operation).__name__})" for o in found.blocked]
+    path += [f"model {graph.specs[tid].description}" for tid in found.inputs]
+    if len(found.ops) != 1 or found.blocked or found.inputs:
+        return None, path
+    return found.ops[0], path
 
 
 def pair_layout(model, layer_a, layer_b):
@@ -160,12 +166,13 @@ def pair_layout(model, layer_a, layer_b):
         pair_layout(dcgan, "g_h3_decon2d", "g_h4_decon2d")     # ("b", "a", 2)
         pair_layout(dcgan_d, "d_h0_conv2d", "d_h1_conv2d")     # ("a", "b", 2)
     """
-    first, second = model.get_layer(layer_a), model.get_layer(layer_b)
-    transposed_a, stride_a = _conv_info(first)
-    transposed_b, stride_b = _conv_info(second)
-    parent, passed = _predecessor_conv(model, second)
+    graph = flat_graph(model)
+    first, second = graph.op_named(layer_a), graph.op_named(layer_b)
+    transposed_a, stride_a = _conv_info(first.operation)
+    transposed_b, stride_b = _conv_info(second.operation)
+    parent, passed = _predecessor_conv(graph, second)
     if parent is not first:
-        found = parent.name if parent is not None else "no single conv layer"
+        found = graph.name_of(parent) if parent is not None else "no single conv layer"
         detail = f" (through {', '.join(passed)})" if passed else ""
         raise ValueError(f"layers {layer_a!r} and {layer_b!r} are not successive convolutions: "
                          f"{layer_b!r} reads {found}{detail}; only element-wise layers "
@@ -190,8 +197,8 @@ def layer_sdr(model, layer_a, layer_b):
     :func:`pair_layout`. NaN where a kernel is all zero.
     """
     fine_name, _, stride = pair_layout(model, layer_a, layer_b)
-    kernel_a = layer_kernels(model.get_layer(layer_a)).astype(np.float64)  # kh kw I M
-    kernel_b = layer_kernels(model.get_layer(layer_b)).astype(np.float64)  # kh kw M O
+    kernel_a = layer_kernels(_layer(model, layer_a)).astype(np.float64)  # kh kw I M
+    kernel_b = layer_kernels(_layer(model, layer_b)).astype(np.float64)  # kh kw M O
     a = np.transpose(kernel_a, (2, 3, 0, 1))  # [I, M, kh, kw]
     b = np.transpose(kernel_b, (2, 3, 0, 1))  # [M, O, kh, kw]
     if fine_name == "b":
@@ -208,15 +215,16 @@ def conv_pairs(model):
     """Successive (transposed) convolution pairs ``(a, b)`` of a model, in information-flow order.
 
         conv_pairs(dcgan_generator)   # [('g_h1_decon2d', 'g_h2_decon2d'), ..., ('g_h3_..', 'g_h4_..')]
-    """
-    import keras
 
+    Layers of nested functional models are included under their qualified names.
+    """
+    graph = flat_graph(model)
     pairs = []
-    for layer in model.layers:
-        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
-            parent, _ = _predecessor_conv(model, layer)
+    for op in graph.ops:
+        if isinstance(op.operation, _CONVOLUTIONS):
+            parent, _ = _predecessor_conv(graph, op)
             if parent is not None:
-                pairs.append((parent.name, layer.name))
+                pairs.append((graph.name_of(parent), graph.name_of(op)))
     return pairs
 
 
@@ -235,12 +243,11 @@ def fine_resolution(model, layer_a, layer_b):
         fine_resolution(generator, "g_h3_decon2d", "g_h4_decon2d")      # 64
     """
     fine_name, _, _ = pair_layout(model, layer_a, layer_b)
-    layer = model.get_layer(layer_b if fine_name == "b" else layer_a)
-    import keras
-
-    if isinstance(layer, keras.layers.Conv2DTranspose):
-        return int(layer.output.shape[1])
-    return int(layer.input.shape[1])
+    graph = flat_graph(model)
+    op = graph.op_named(layer_b if fine_name == "b" else layer_a)
+    if isinstance(op.operation, keras.layers.Conv2DTranspose):
+        return int(graph.specs[op.outputs[0]].shape[1])
+    return int(graph.specs[op.inputs[0]].shape[1])
 
 
 def contribution_energy(model, layer_a, layer_b):
@@ -252,8 +259,8 @@ def contribution_energy(model, layer_a, layer_b):
     :func:`kernel_sdr`, i.e. the energy of the pathway's composite kernel).
     """
     rho = layer_sdr(model, layer_a, layer_b)
-    a = layer_kernels(model.get_layer(layer_a)).astype(np.float64)
-    b = layer_kernels(model.get_layer(layer_b)).astype(np.float64)
+    a = layer_kernels(_layer(model, layer_a)).astype(np.float64)
+    b = layer_kernels(_layer(model, layer_b)).astype(np.float64)
     energy = (a ** 2).sum(axis=(0, 1))[:, :, None] * (b ** 2).sum(axis=(0, 1))[None, :, :]
     return np.nan_to_num(rho * energy).mean(axis=2)
 
@@ -263,8 +270,6 @@ def zero_kernels(model, layer, keep):
 
         pruned = zero_kernels(generator, "g_h3_decon2d", energy > np.median(energy))
     """
-    import keras
-
     keep = np.asarray(keep, dtype=bool)
     original = model.get_layer(layer)
     transposed = isinstance(original, keras.layers.Conv2DTranspose)
@@ -390,3 +395,25 @@ def sdr_penalty(activations, kernel, stride, grid=None):
                            _dft_matrices(kw, grid_w))
     filter_power = ops.sum(k_real ** 2 + k_imag ** 2, axis=1)       # [C, grid_h, grid_w]
     return ops.sum(ops.mean(filter_power * weight, axis=(1, 2)))
+
+
+def sdr_by_resolution(model):
+    """``{resolution: rho values}`` over every successive conv pair of ``model``.
+
+        rhos = sdr_by_resolution(generator)      # {16: array, 32: array, 64: array}
+    """
+    return {fine_resolution(model, a, b): layer_sdr(model, a, b) for a, b in conv_pairs(model)}
+
+
+def summarize(values):
+    """Count, mean, quantiles and the tails the papers discuss (below 0.9, above 1.45) of SDRs.
+
+        summarize(layer_sdr(generator, "main.9", "main.12"))["quantiles_5_25_50_75_95"]
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    values = values[np.isfinite(values)]
+    quantiles = np.quantile(values, [0.05, 0.25, 0.5, 0.75, 0.95]).tolist() if len(values) else []
+    return {"count": int(len(values)), "mean": float(values.mean()) if len(values) else None,
+            "quantiles_5_25_50_75_95": quantiles,
+            "fraction_below_0.9": float(np.mean(values < 0.9)) if len(values) else None,
+            "fraction_above_1.45": float(np.mean(values > 1.45)) if len(values) else None}

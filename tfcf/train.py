@@ -4,10 +4,11 @@
     run = Run("runs/dcgan", trainer, images, batch_size=64, seed=0)
     run.train(steps=5000, checkpoint_every=500)                 # resumes from runs/dcgan if any
 
-Every model is a Keras 3 model and every step goes through :func:`gradients`, which uses a
-``tf.GradientTape`` (inside ``tf.function``) under the TensorFlow backend and ``jax.value_and_grad``
-of a stateless function (jitted) under JAX, so the same trainer runs on both. :class:`Run`
-(``tfcf/run.py``, re-exported here) drives a trainer with atomic checkpoints and exact resume.
+Every trainer implements :class:`Trainer`, the interface :class:`Run` (``tfcf/run.py``,
+re-exported here) drives with atomic checkpoints and exact resume. Every model is a Keras 3 model
+and every step goes through :func:`gradients`, which uses a ``tf.GradientTape`` (inside
+``tf.function``) under the TensorFlow backend and ``jax.value_and_grad`` of a stateless function
+(jitted) under JAX, so the same trainer runs on both.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-__all__ = ["BEGANTrainer", "GANTrainer", "Run", "VAE_OBJECTIVES", "VAETrainer", "gradients"]
+__all__ = ["BEGANTrainer", "GANTrainer", "Run", "Trainer", "VAE_OBJECTIVES", "VAETrainer",
+           "gradients"]
 
 
 # --------------------------------------------------------------------------- gradients
@@ -49,12 +51,8 @@ def gradients(loss_fn, trainable, non_trainable, *args):
             updated = [u if u is not None else f for u, f in zip(updated, fixed_values)]
             return loss, (logs, updated)
 
-        owner = getattr(loss_fn, "__self__", None)  # bound methods are new objects per access
-        key = ((id(owner), loss_fn.__name__) if owner is not None else id(loss_fn),
-               len(trainable))
-        compiled = _JAX_CACHE.get(key)
-        if compiled is None:
-            compiled = _JAX_CACHE[key] = jax.jit(jax.value_and_grad(pure, has_aux=True))
+        compiled = _cached(loss_fn, trainable, non_trainable,
+                           lambda: jax.jit(jax.value_and_grad(pure, has_aux=True)))
         (loss, (logs, updated)), grads = compiled(
             [v.value for v in trainable], [v.value for v in non_trainable], *args)
         for variable, value in zip(non_trainable, updated):
@@ -63,7 +61,28 @@ def gradients(loss_fn, trainable, non_trainable, *args):
     raise RuntimeError(f"training supports the tensorflow and jax backends, not {backend!r}")
 
 
-_JAX_CACHE: dict = {}
+def _cached(loss_fn, trainable, non_trainable, compile_function):
+    """``compile_function()`` once per loss function and variables; the result kept on its owner.
+
+        compiled = _cached(self._loss, model.trainable_variables, [], lambda: jax.jit(...))
+
+    The results live in a dict attribute (``_compiled_gradients``) of the object a bound method
+    belongs to (a new bound-method object is made at every attribute access), or of the function
+    itself: they live and die with it, and no other object can be handed them (a global dict
+    keyed on ``id()`` could: ids are reused after garbage collection). Within that dict the key is
+    the method's name and the identities of the variables, which the entry holds (so those ids
+    stay unique while it exists). Compiles every time for an owner without a ``__dict__``.
+    """
+    owner = getattr(loss_fn, "__self__", loss_fn)
+    try:
+        cache = vars(owner).setdefault("_compiled_gradients", {})
+    except TypeError:  # no __dict__ to keep it in
+        return compile_function()
+    key = (getattr(loss_fn, "__name__", None), tuple(map(id, trainable)),
+           tuple(map(id, non_trainable)))
+    if key not in cache:
+        cache[key] = (compile_function(), list(trainable), list(non_trainable))
+    return cache[key][0]
 
 
 def _compiled(function):
@@ -82,22 +101,64 @@ def _adam(learning_rate, beta_1):
 # --------------------------------------------------------------------------- trainers
 
 
-class _Trainer:
-    """Common parts: named models and optimizers, a step, samples for the grid, scalar state."""
+class Trainer:
+    """The interface :class:`Run` drives; :class:`GANTrainer`, :class:`VAETrainer` and
+    :class:`BEGANTrainer` implement it.
+
+        class MyTrainer(Trainer):          # set models, optimizers, generator, latent_dim
+            def train_step(self, real, noise, step): ...   # one step; returns {name: scalar}
+            def noise_draws(self): return 1                # latent arrays per step
+
+    A trainer sets, in its constructor:
+
+    - ``models``: ``{name: keras.Model}``, every network whose weights a checkpoint saves
+      (``<name>.weights.h5``);
+    - ``optimizers``: ``{name: optimizer}``; optimizer ``name`` updates ``models[name]``'s
+      trainable variables unless :meth:`optimizer_variables` says otherwise (its state is saved
+      in that order);
+    - ``generator``: the network mapping latent codes to images in [-1, 1] (:meth:`sample`);
+    - ``latent_dim``: the length of a latent code;
+    - ``latent``: the latent prior, ``"normal"`` (standard normal, the default) or
+      ``"uniform"`` (on [-1, 1]);
+
+    and implements :meth:`train_step` and :meth:`noise_draws`. :meth:`state` and
+    :meth:`load_state` carry scalar state (BEGAN's ``k_t``) through a checkpoint.
+    """
 
     latent = "normal"
     models: dict
     optimizers: dict
+    generator: keras.Model
     latent_dim: int
 
+    _REQUIRED = ("models", "optimizers", "generator", "latent_dim")
+
+    def __getattr__(self, name):  # only called when the attribute is missing
+        if name in Trainer._REQUIRED:
+            raise AttributeError(f"{type(self).__name__} has no {name!r}: a Trainer sets "
+                                 f"{', '.join(Trainer._REQUIRED)} in its constructor")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def train_step(self, real, noise, step):
+        """One step: ``real`` images ``[B, H, W, C]`` in [-1, 1], ``noise`` a list of
+        :meth:`noise_draws` latent arrays ``[B, latent_dim]``, ``step`` the 0-based step (for
+        schedules; trainers without one ignore it). Returns ``{name: scalar}`` losses."""
+        raise NotImplementedError(f"{type(self).__name__} must implement "
+                                  "train_step(real, noise, step)")
+
+    def noise_draws(self):
+        """How many latent arrays of a batch :meth:`train_step` takes (``len(noise)``)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement noise_draws()")
+
     def state(self):
-        """Scalar state saved with a checkpoint (e.g. BEGAN's k_t)."""
+        """Scalar state saved with a checkpoint (e.g. BEGAN's k_t); JSON-serialisable."""
         return {}
 
     def load_state(self, state):
-        pass
+        """Restore what :meth:`state` returned (keys it lacks keep their initial values)."""
 
     def sample(self, z):
+        """Images of latent codes ``z`` (inference mode), as a NumPy array."""
         return np.asarray(keras.ops.convert_to_numpy(self.generator(z, training=False)))
 
     def optimizer_variables(self, name):
@@ -105,6 +166,7 @@ class _Trainer:
         return self.models[name].trainable_variables
 
     def _apply(self, name, loss_fn, *args):
+        """Step optimizer ``name`` down the gradient of ``loss_fn(*args) -> (loss, logs)``."""
         model = self.models[name]
         # every other variable the loss reads (the other network) is passed too: under JAX a
         # jitted function must not capture variables as constants
@@ -115,7 +177,7 @@ class _Trainer:
         return loss, logs
 
 
-class GANTrainer(_Trainer):
+class GANTrainer(Trainer):
     """DCGAN, the tensorlayer recipe: Adam(2e-4, beta1 0.5), non-saturating losses on logits,
     the generator updated ``generator_steps`` times per discriminator step.
 
@@ -159,7 +221,9 @@ class GANTrainer(_Trainer):
     def _generator_step(self, z):
         return self._apply("generator", self._g_loss, z)[1]
 
-    def train_step(self, real, noise):
+    def train_step(self, real, noise, step):
+        """One discriminator step, then ``generator_steps`` generator steps; ``step`` is unused
+        (no schedule)."""
         logs = dict(self._d_step(real, noise[0]))
         for index in range(self.generator_steps):
             logs.update(self._g_step(noise[min(index + 1, len(noise) - 1)]))
@@ -176,7 +240,7 @@ VAE_OBJECTIVES = {
 }
 
 
-class VAETrainer(_Trainer):
+class VAETrainer(Trainer):
     """beta-VAE (vae-celebA): Gaussian posterior, reconstruction error + beta * KL.
 
         trainer = VAETrainer(build_encoder("paper_celeba"), build_decoder("paper_celeba"), beta=5e-4)
@@ -277,7 +341,9 @@ class VAETrainer(_Trainer):
     def _vae_step(self, real, noise):
         return self._apply("vae", self._loss, real, noise)[1]
 
-    def train_step(self, real, noise):
+    def train_step(self, real, noise, step):
+        """One VAE step, then one SDR step on the next of ``sdr_layers`` (if any); ``step`` is
+        unused (no schedule)."""
         logs = dict(self._step(real, noise[0]))
         if self.sdr_layers:
             logs.update({f"sdr_{layer.name}": float("nan") for layer in self.sdr_layers})
@@ -291,15 +357,13 @@ class VAETrainer(_Trainer):
         return 1
 
 
-class BEGANTrainer(_Trainer):
+class BEGANTrainer(Trainer):
     """BEGAN (Berthelot et al.; BEGAN-tensorflow): autoencoder discriminator, L(x) = |x - D(x)|,
     L_D = L(x) - k_t L(G(z)), L_G = L(G(z)), k_t += lambda_k (gamma L(x) - L(G(z))) clipped to
     [0, 1]; learning rate halved every ``decay_every`` steps.
 
         trainer = BEGANTrainer(build_generator("celeba64"), build_discriminator("celeba64"))
     """
-
-    needs_step = True  # train_step takes the step (learning-rate decay)
 
     def __init__(self, generator, discriminator, learning_rate=8e-5, gamma=0.4, lambda_k=1e-3,
                  decay_every=100_000, lower_bound=2e-5):
@@ -342,7 +406,9 @@ class BEGANTrainer(_Trainer):
     def _generator_step(self, z):
         return self._apply("generator", self._g_loss, z)[1]
 
-    def train_step(self, real, noise, step=0):
+    def train_step(self, real, noise, step):
+        """One discriminator and one generator step at the learning rate of ``step``, then the
+        k_t update."""
         rate = max(self.learning_rate * 0.5 ** (step // self.decay_every), self.lower_bound)
         for optimizer in self.optimizers.values():
             optimizer.learning_rate.assign(rate)

@@ -120,10 +120,10 @@ def bench_influence(args):
     baseline_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
-    ours = tfcf.influence_maps(model, layer, z, num_pairs=args.pairs, progress=False,
-                               batch_size=args.batch_size)
+    ours, record = tfcf.influence_maps(model, layer, z, num_pairs=args.pairs, progress=False,
+                                       batch_size=args.batch_size, return_record=True)
     ours_seconds = time.perf_counter() - start
-    method = tfcf.influence.influence_maps.last_run["method"]
+    method = record.method
 
     gflops = matmul_gflops()
     macs = downstream_macs(model, layer)
@@ -273,7 +273,7 @@ def bench_train(args):
     import keras
     import numpy as np
 
-    from tfcf.experiments.train import build_trainer
+    from tfcf.models.trainers import build_trainer
     from tfcf.train import Run
 
     rng = np.random.default_rng(0)
@@ -286,15 +286,11 @@ def bench_train(args):
                   batch_size=args.batch_size, progress=False)
         for step in range(args.warmup):
             real, noise = run.batch(step)
-            if family == "began":
-                trainer.train_step(real, noise, step)
-            else:
-                trainer.train_step(real, noise)
+            trainer.train_step(real, noise, step)
         started = time.perf_counter()
         for step in range(args.steps):
             real, noise = run.batch(step)
-            logs = (trainer.train_step(real, noise, step) if family == "began"
-                    else trainer.train_step(real, noise))
+            logs = trainer.train_step(real, noise, step)
         float(np.asarray(next(iter(logs.values()))))
         rates[family] = args.steps / (time.perf_counter() - started)
         print(f"{family} {preset}: {rates[family]:.2f} steps/s (batch {args.batch_size}, "

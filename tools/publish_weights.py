@@ -44,7 +44,7 @@ def _checkpoints(run, card):
         generator = folder / "generator.weights.h5"
         if not generator.is_file():
             if trainer is None:
-                from tfcf.experiments.train import build_trainer
+                from tfcf.models.trainers import build_trainer
 
                 trainer = build_trainer(card["family"], card["preset"], beta=card.get("beta"),
                                         dropout=card.get("dropout"), seed=card.get("seed", 0))
