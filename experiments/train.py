@@ -46,11 +46,14 @@ from tfcf.models.registry import FAMILIES
 @click.option("--count", type=click.IntRange(1), default=None, help="Use only this many images.")
 @click.option("--outdir", type=click.Path(file_okay=False), default=None,
               help="Run folder.  [default: runs/<family>_<preset>]")
-@click.option("--resume", is_flag=True, help="Continue from the run folder's latest checkpoint.")
+@click.option("--resume", is_flag=True, help="Continue from the run folder's newest intact "
+              "checkpoint (an unusable newer one is set aside with a warning saying why).")
+@click.option("--force", is_flag=True, help="With --resume: accept another seed, batch size, "
+              "data or preset than the run was started with (recorded in the card).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.pass_context
 def train(ctx, family, data, preset, steps, batch_size, checkpoint_every, keep, keep_every, beta,
-          objective, holdout, dropout, sdr_layers, count, outdir, resume, seed):
+          objective, holdout, dropout, sdr_layers, count, outdir, resume, force, seed):
     """Train a DCGAN, beta-VAE or BEGAN; checkpoints are atomic and --resume is exact.
 
     Runs under KERAS_BACKEND=tensorflow (default) or jax; a checkpoint written under one loads
@@ -80,7 +83,9 @@ def train(ctx, family, data, preset, steps, batch_size, checkpoint_every, keep, 
         ctx.fail("--objective applies to vae only")
     sdr_layers = tuple(sdr_layers.split(",")) if sdr_layers else ()
     folder = Path(outdir or f"runs/{family}_{preset}")
-    if (folder / "latest").exists() and not resume:
+    if force and not resume:
+        ctx.fail("--force applies to --resume only")
+    if any(folder.glob("ckpt-*")) and not resume:
         ctx.fail(f"{folder} already holds a run: pass --resume to continue it or choose "
                  "another --outdir")
     try:
@@ -105,7 +110,20 @@ def train(ctx, family, data, preset, steps, batch_size, checkpoint_every, keep, 
               "sdr_layers": list(sdr_layers)}
     run = Run(folder, trainer, images, batch_size=batch_size, seed=seed, keep=keep,
               keep_every=keep_every, config=config)
-    logs = run.train(steps, checkpoint_every=checkpoint_every, resume=resume)
+    import warnings
+
+    from tfcf.run import CheckpointError, CheckpointWarning
+
+    def report(message, category, *args, **kwargs):
+        step(f"warning: {message}")
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", CheckpointWarning)
+            warnings.showwarning = report
+            logs = run.train(steps, checkpoint_every=checkpoint_every, resume=resume, force=force)
+    except CheckpointError as error:
+        ctx.fail(str(error))
     command = "tfcf " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if len(sys.argv) > 1 \
         else "tfcf train"
     card = write_card(run, family, preset, data, logs, seed, command, beta=beta, dropout=dropout,

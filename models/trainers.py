@@ -80,6 +80,7 @@ def write_card(run, family, preset, data, logs, seed, command, beta=None, dropou
             "generator_weights": weights.name, "samples": f"samples-{run.step}.png",
             "beta": beta, "dropout": dropout, "sdr_layers": sdr_layers or [],
             "holdout": int(holdout), "training_images": int(len(run.images)),
+            "history": list(run.history),
             "versions": versions(), **extra}
     save_json(run.folder / "MODEL_CARD.json", card)
     lines = [f"# {family} `{preset}` trained by tfcf", "",
@@ -90,6 +91,9 @@ def write_card(run, family, preset, data, logs, seed, command, beta=None, dropou
              f"backend {card['backend']}",
              "- final losses: " + ", ".join(f"{k} {v:.4g}"
                                             for k, v in card["final_losses"].items()),
+             *[f"- resumed at step {entry['step']} with changed settings (forced): "
+               + ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in
+                           entry["changed"].items()) for entry in run.history],
              f"- command: `{command}`", f"- generator weights: `{weights.name}`",
              f"- samples: ![samples]({card['samples']})", ""]
     with atomic_write(run.folder / "MODEL_CARD.md", "w") as handle:

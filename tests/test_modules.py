@@ -98,6 +98,39 @@ def test_cluster_recovers_planted_modules(method):
     assert clustering.method == method and clustering.k == 3
 
 
+@pytest.mark.parametrize("method", ["nmf", "kmeans"])
+def test_dead_channels_are_left_out_and_members_are_layer_channels(method):
+    """Dead channels interleaved with the planted ones: the live maps cluster as they do alone,
+    and members() names the layer's channels, not the rows of the live maps."""
+    maps, truth = planted_maps()
+    layer = np.zeros((len(maps) + 6,) + maps.shape[1:])
+    dead = np.array([0, 4, 5, 17, 30, 33])
+    live = np.setdiff1d(np.arange(len(layer)), dead)
+    layer[live] = maps
+    clustering = modules.cluster(layer, k=3, method=method)
+    alone = modules.cluster(maps, k=3, method=method)
+    np.testing.assert_array_equal(clustering.dead, dead)
+    np.testing.assert_array_equal(clustering.labels[dead], -1)
+    np.testing.assert_array_equal(clustering.labels[live], alone.labels)
+    np.testing.assert_array_equal(clustering.templates, alone.templates)
+    np.testing.assert_array_equal(clustering.sizes, SIZES)
+    for j in range(3):
+        # by hand: the layer channels holding the maps of planted module j
+        np.testing.assert_array_equal(clustering.members(j), live[truth == j])
+    assert clustering.weights.shape == (34, 3) and not clustering.weights[dead].any()
+    assert clustering.to_dict()["dead"] == dead.tolist()
+    # maps of some of the layer's channels: members() speaks in those channels
+    picked = np.arange(100, 100 + len(layer))
+    named = modules.cluster(layer, k=3, method=method, channels=picked)
+    for j in range(3):
+        np.testing.assert_array_equal(named.members(j), picked[live[truth == j]])
+    np.testing.assert_array_equal(named.dead, picked[dead])
+    # stability drops the dead maps the same way
+    result = modules.stability(layer, ks=(3,), method=method, repeats=2, progress=False)
+    expected = modules.stability(maps, ks=(3,), method=method, repeats=2, progress=False)
+    np.testing.assert_array_equal(result.consistency, expected.consistency)
+
+
 def test_nmf_templates_and_weights_factorise_clean_binary_maps():
     """Noise-free maps: S has exactly three distinct rows; W H reproduces it, W is one-hot."""
     maps, truth = planted_maps(noise=0.0)
@@ -202,8 +235,16 @@ def _with_nan():
     (lambda: modules.cluster(MAPS, 0), r"k=0 must be at least 1"),
     (lambda: modules.cluster(MAPS, 29), r"k=29 is larger than the number of maps \(28\)"),
     (lambda: modules.cluster(MAPS, 3, method="pca"), r"'pca'.*'nmf', 'kmeans'"),
-    (lambda: modules.cluster(_zeroed(), 3), r"2 of 28 influence maps are all zero \(channels 3, 8\)"
-                                            r".*non-negative and not all zero"),
+    (lambda: modules.cluster(_zeroed(), 3, dead="raise"),
+     r"2 of 28 influence maps are all zero \(channels 3, 8\).*non-negative and not all zero"
+     r".*dead='drop'"),
+    (lambda: modules.cluster(np.zeros((4, 5, 5)), 2), r"4 of 4 .*all zero.*every channel is dead"),
+    (lambda: modules.cluster(_zeroed(), 27), r"k=27 is larger than the number of live maps "
+                                             r"\(26 of 28; 2 are all zero\)"),
+    (lambda: modules.cluster(MAPS, 3, dead="keep"), r"dead='keep'.*'drop'.*'raise'"),
+    (lambda: modules.cluster(MAPS, 3, channels=range(27)), r"one integer channel index per map "
+                                                           r"\(28 maps\)"),
+    (lambda: modules.cluster(MAPS, 3, channels=[0] * 28), r"repeated indices"),
     (lambda: modules.cluster(MAPS - 0.5, 3),
      r"NMF needs non-negative.*28 maps have negative values \(minimum -0\.49"),
     (lambda: modules.cluster(MAPS, 3, percentile=100), r"in \[0, 100\), got 100"),

@@ -16,6 +16,7 @@ import pytest
 
 from tfcf.models import began, dcgan, vae
 from tfcf.models.trainers import build_trainer
+from tfcf.run import CheckpointError, CheckpointWarning
 from tfcf.train import BEGANTrainer, GANTrainer, Run, Trainer, VAETrainer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,7 +103,7 @@ def _shards(folder, count=24):
 def test_killed_training_resumes_from_its_last_checkpoint(tmp_path):
     data = _shards(tmp_path / "data")
     outdir = tmp_path / "run"
-    command = [sys.executable, "-c", "from experiments.cli import main; main()", "train", "vae",
+    command = [sys.executable, "-c", "from tfcf.experiments.cli import main; main()", "train", "vae",
                "--data",
                f"folder:{data}", "--preset", "paper_cifar10", "--steps", "400",
                "--batch-size", "8", "--checkpoint-every", "4", "--outdir", str(outdir)]
@@ -366,3 +367,131 @@ def test_began_trainer_takes_the_presets_gamma():
 
     assert build_trainer("began", "celeba64_small").gamma == 0.4
     assert build_trainer("began", "celeba128").gamma == 0.7
+
+
+# --- faults injected into a run's checkpoints (resume never restarts silently) --------------
+
+
+def _vae_run(folder, seed=0, batch_size=8, config=None, keep=5):
+    return Run(folder, make("vae"), images(16), batch_size=batch_size, seed=seed, progress=False,
+               keep=keep, config=config if config is not None else {"preset": "paper_cifar10"})
+
+
+def _trained_run(folder, steps=6, every=2):
+    run = _vae_run(folder)
+    run.train(steps, checkpoint_every=every)
+    return run
+
+
+@pytest.fixture(scope="module")
+def six_step_run(tmp_path_factory):
+    """A VAE run with checkpoints at steps 2, 4, 6 and its final decoder weights (trained once)."""
+    folder = tmp_path_factory.mktemp("six") / "run"
+    return folder, [w.copy() for w in _trained_run(folder).trainer.generator.get_weights()]
+
+
+@pytest.mark.parametrize("fault", ["state_missing", "state_garbage", "weights_truncated",
+                                   "optimizer_truncated"])
+def test_resume_falls_back_to_the_newest_intact_checkpoint(tmp_path, fault, six_step_run):
+    import shutil
+
+    folder = tmp_path / "run"
+    shutil.copytree(six_step_run[0], folder)
+    expected = make("vae")
+    expected.vae.load_weights(folder / "ckpt-4" / "vae.weights.h5")
+    newest = folder / "ckpt-6"
+    target = {"state_missing": "state.json", "state_garbage": "state.json",
+              "weights_truncated": "vae.weights.h5", "optimizer_truncated": "optimizers.npz"}[fault]
+    if fault == "state_missing":
+        (newest / target).unlink()
+    elif fault == "state_garbage":
+        (newest / target).write_text("{not json")
+    else:
+        data = (newest / target).read_bytes()
+        (newest / target).write_bytes(data[: len(data) // 2])
+    resumed = _vae_run(folder)
+    with pytest.warns(CheckpointWarning, match=f"ckpt-6/{target}"):
+        assert resumed.resume() == 4
+    for a, b in zip(resumed.trainer.generator.get_weights(), expected.generator.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert (folder / "ckpt-6.unusable").is_dir() and not newest.exists()
+    assert [step for step, _ in resumed.checkpoints()] == [2, 4]      # intact ones all kept
+    header, rows = resumed._log_rows()
+    assert [step for step, _ in rows] == [1, 2, 3, 4]                 # no duplicated rows
+    resumed.train(6, checkpoint_every=2)
+    steps = np.loadtxt(folder / "log.csv", delimiter=",", skiprows=1)[:, 0]
+    assert steps.tolist() == [1, 2, 3, 4, 5, 6]
+    for a, b in zip(resumed.trainer.generator.get_weights(), six_step_run[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_no_intact_checkpoint_is_an_error_naming_the_files_and_nothing_is_deleted(tmp_path,
+                                                                                six_step_run):
+    import shutil
+
+    folder = tmp_path / "run"
+    shutil.copytree(six_step_run[0], folder)
+    shutil.rmtree(folder / "ckpt-6")
+    for step in (2, 4):
+        (folder / f"ckpt-{step}" / "state.json").unlink()
+    with pytest.raises(CheckpointError, match=r"ckpt-4/state\.json is missing.*ckpt-2/state\.json"):
+        _vae_run(folder).train(6, checkpoint_every=2)
+    assert (folder / "ckpt-2").is_dir() and (folder / "ckpt-4").is_dir()
+    assert len((folder / "log.csv").read_text().splitlines()) == 7   # header + 6 rows, untouched
+
+
+@pytest.mark.parametrize("change", [{"seed": 1}, {"batch_size": 4},
+                                    {"config": {"preset": "sdr_c32"}}])
+def test_resume_with_other_settings_is_refused_unless_forced(tmp_path, change, six_step_run):
+    import shutil
+
+    folder = tmp_path / "run"
+    shutil.copytree(six_step_run[0], folder)
+    for step in (4, 6):
+        shutil.rmtree(folder / f"ckpt-{step}")
+    other = _vae_run(folder, **change)
+    key, (old, new) = {"seed": ("seed", (0, 1)), "batch_size": ("batch_size", (8, 4)),
+                       "config": ("preset", ("paper_cifar10", "sdr_c32"))}[next(iter(change))]
+    with pytest.raises(CheckpointError, match=f"{key} was {old!r}, now {new!r}"):
+        other.train(4, checkpoint_every=2)
+    assert other.step == 0
+    forced = _vae_run(folder, **change)
+    forced.train(4, checkpoint_every=2, force=True)
+    assert forced.history == [{"step": 2, "changed": {key: [old, new]}}]
+    state = json.loads((folder / "ckpt-4" / "state.json").read_text())
+    assert state["history"] == forced.history
+
+
+def test_a_folder_with_checkpoints_is_not_trained_over(six_step_run):
+    with pytest.raises(CheckpointError, match="already holds checkpoints"):
+        _vae_run(six_step_run[0]).train(8, resume=False)
+
+
+def test_pruning_never_deletes_the_newest_intact_checkpoint(tmp_path, six_step_run):
+    import shutil
+
+    folder = tmp_path / "run"
+    shutil.copytree(six_step_run[0], folder)
+    (folder / "ckpt-6" / "optimizers.npz").write_bytes(b"")    # the newest breaks
+    run = _vae_run(folder, keep=1)
+    run._prune()                                               # ckpt-4 is the newest intact
+    assert [step for step, _ in run.checkpoints()] == [4, 6]
+
+
+def test_cli_resume_with_a_broken_checkpoint_says_what_it_did(tmp_path):
+    from click.testing import CliRunner
+
+    from tfcf.experiments.cli import main
+
+    data = _shards(tmp_path / "data")
+    arguments = ["train", "vae", "--data", f"folder:{data}", "--preset", "paper_cifar10",
+                 "--steps", "4", "--batch-size", "8", "--checkpoint-every", "2",
+                 "--outdir", str(tmp_path / "run")]
+    assert CliRunner().invoke(main, arguments).exit_code == 0
+    (tmp_path / "run" / "ckpt-4" / "state.json").unlink()
+    result = CliRunner().invoke(main, arguments + ["--resume"])
+    assert result.exit_code == 0, result.output
+    assert "ckpt-4/state.json is missing" in result.output and "ckpt-2" in result.output
+    refused = CliRunner().invoke(main, arguments + ["--resume", "--seed", "3"])
+    assert refused.exit_code == 2 and "seed was 0, now 3" in refused.output
+    assert "Traceback" not in refused.output

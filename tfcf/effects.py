@@ -34,6 +34,8 @@ def causal_effect_magnitude(model, at, z, maps, ks=(1, 2, 3, 4, 5, 6), method="n
     ``module_k``, ``module_sizes``, ``module_influences``, plus the slope/intercept/R^2 of the
     least-squares line of influence against size (``regression``). ``channels`` gives the layer's
     channel index of each map (when ``maps`` holds only some channels, e.g. the live ones).
+    Dead channels (all-zero maps) are in no module, not even the whole layer's (k = 1), so
+    module sizes count the channels that can have an effect.
     """
     maps = np.asarray(maps)
     ks = [int(k) for k in ks]
@@ -42,14 +44,15 @@ def causal_effect_magnitude(model, at, z, maps, ks=(1, 2, 3, 4, 5, 6), method="n
     channels = np.arange(len(maps)) if channels is None else np.asarray(channels)
     if len(channels) != len(maps):
         raise ValueError(f"{len(channels)} channel indices for {len(maps)} maps")
+    live = channels[np.asarray(maps).reshape(len(maps), -1).any(axis=1)]
     mean_influence, module_k, sizes, influences = [], [], [], []
     for k in ks:
         if k == 1:
-            modules = [channels.tolist()]
+            modules = [live.tolist()]
         else:
             clustering = cluster(maps, k, method=method, window=window, percentile=percentile,
-                                 seed=seed)
-            modules = [channels[clustering.members(j)].tolist() for j in range(k)]
+                                 seed=seed, channels=channels)
+            modules = [clustering.members(j).tolist() for j in range(k)]
             modules = [m for m in modules if m]
         module_maps = influence_maps(model, at, z, channels=modules, num_pairs=num_pairs,
                                      seed=seed, batch_size=batch_size, progress=progress)

@@ -28,7 +28,7 @@ import keras
 import numpy as np
 from keras import tree
 
-__all__ = ["FlatGraph", "Op", "Preceding", "TensorSpec", "flat_graph"]
+__all__ = ["FlatGraph", "Op", "Preceding", "TensorSpec", "flat_graph", "functional_submodels"]
 
 try:  # Keras 3 keeps the functional class in a private module.
     from keras.src.models.functional import Functional as _Functional
@@ -58,11 +58,18 @@ class Op:
 
 @dataclasses.dataclass(frozen=True)
 class TensorSpec:
-    """Shape (batch first), dtype and a readable description of one tensor of the graph."""
+    """Shape (batch first), dtype and a readable description of one tensor of the graph.
+
+    ``batched`` is False for a tensor without the batch axis: one value for the whole batch,
+    e.g. ``1 - alpha[0]`` (shape ``(1,)``) in a progressive generator, or a model input declared
+    with ``keras.Input(batch_shape=(1,))``. See :meth:`FlatGraph.segments` for how such tensors
+    cross a cut.
+    """
 
     shape: tuple
     dtype: str
     description: str
+    batched: bool = True
 
 
 @dataclasses.dataclass
@@ -125,12 +132,43 @@ def _as_functional(model):
         return functional
     if isinstance(model, _Functional) and hasattr(model, "_nodes_by_depth"):
         return model
+    found = functional_submodels(model) if isinstance(model, keras.Model) else []
+    if found:
+        attribute, sub = found[0]
+        layers = [layer.name for layer in getattr(sub, "layers", [])
+                  if not isinstance(layer, keras.layers.InputLayer)]
+        example = layers[len(layers) // 2] if layers else "<layer name>"
+        hint = (f" Its functional sub-models can be cut: "
+                f"{', '.join(f'model.{a} ({type(m).__name__} {m.name!r})' for a, m in found)}; "
+                f"e.g. tfcf.split(model.{attribute}, {example!r}).")
+    else:
+        hint = (" Rebuild it with the functional API (layers called on keras.Input tensors), "
+                "or cut one of its functional sub-models.")
     raise TypeError(
         f"tfcf can only cut Keras functional models (keras.Model(inputs, outputs)) and built "
         f"keras.Sequential models; got {type(model).__name__!r}, a subclassed model whose "
-        "call() is opaque Python. Rebuild it with the functional API (layers called on "
-        "keras.Input tensors), or cut at one of its functional sub-models."
+        f"call() is opaque Python.{hint}"
     )
+
+
+def functional_submodels(model):
+    """``[(attribute, model)]``: the functional or built Sequential models held by ``model``.
+
+    Example::
+
+        functional_submodels(vae)        # [("decoder", <Functional decoder>), ("encoder", ...)]
+        tfcf.split(vae.decoder, "dec_conv1")
+
+    Looks at the attributes of a (subclassed) model, one level deep, in attribute order.
+    """
+    found, seen = [], set()
+    for attribute, value in vars(model).items():
+        if attribute.startswith("_") or id(value) in seen or value is model:
+            continue
+        if isinstance(value, keras.Model) and _is_nested_graph(value):
+            seen.add(id(value))
+            found.append((attribute, value))
+    return found
 
 
 def _is_nested_graph(operation):
@@ -155,6 +193,10 @@ class FlatGraph:
         self.ops: list[Op] = []
         self.specs: dict[int, TensorSpec] = {}
         self._ids = itertools.count()
+        # The batch axis: the leading None of the inputs (a model built with a fixed batch size
+        # has it fixed; then the first input's leading size is the batch).
+        leading = [tuple(t.shape)[0] if len(t.shape) else () for t in functional.inputs]
+        self._batch_dim = None if None in leading or not leading else leading[0]
         local = {}
         self.inputs = []
         for position, tensor in enumerate(functional.inputs):
@@ -172,8 +214,20 @@ class FlatGraph:
 
     def _new_tensor(self, tensor, description):
         tid = next(self._ids)
-        self.specs[tid] = TensorSpec(tuple(tensor.shape), str(tensor.dtype), description)
+        shape = tuple(tensor.shape)
+        batched = len(shape) > 0 and shape[0] == self._batch_dim
+        self.specs[tid] = TensorSpec(shape, str(tensor.dtype), description, batched)
         return tid
+
+    def batched(self, tid):
+        """True when tensor ``tid`` has the batch axis (see :class:`TensorSpec`).
+
+        Example::
+
+            [alpha_term] = graph.resolve("one_minus_alpha")
+            graph.batched(alpha_term)        # False: shape (1,), one value for every sample
+        """
+        return self.specs[tid].batched
 
     def _expand(self, functional, local, prefix):
         depths = sorted(functional._nodes_by_depth, reverse=True)
@@ -289,21 +343,26 @@ class FlatGraph:
         return ops[0]
 
     # ----------------------------------------------------------------- inputs
-    def input_arrays(self, values, role="inputs"):
+    def input_arrays(self, values, role="inputs", finite=False):
         """The model's input list from user values: numpy arrays, checked, floats cast.
 
         Example::
 
             [z] = graph.input_arrays(z, "base")                # a model with one input
             z, y = graph.input_arrays([z, y], "source")        # one array per model input
+            z, alpha = graph.input_arrays([z, np.float32([0.3])], "z", finite=True)
 
         ``values`` is one array (a model with one input) or a list with one array per model
         input, all with the same batch size. Float arrays are cast to the input's float dtype.
-        ``role`` names the values in error messages (``"base"``, ``"source"``, ``"z"``).
+        An input without the batch axis (``keras.Input(batch_shape=(1,))``) takes one array of
+        exactly its shape, the same for the whole batch. ``role`` names the values in error
+        messages (``"base"``, ``"source"``, ``"z"``). ``finite=True`` also refuses NaN and
+        infinite values.
 
         Raises:
-            ValueError: wrong number of arrays, a shape the model does not take, or unequal
-                batch sizes; the message names the expected inputs and shapes.
+            ValueError: wrong number of arrays, a shape the model does not take, unequal
+                batch sizes, or (``finite``) a NaN or infinite value; the message names the
+                input and the expected shapes.
         """
         arrays = list(values) if isinstance(values, (list, tuple)) else [values]
         if len(arrays) != len(self.inputs):
@@ -317,21 +376,49 @@ class FlatGraph:
             array = np.asarray(array)
             if array.dtype.kind == "f" and str(spec.dtype).startswith("float"):
                 array = array.astype(spec.dtype, copy=False)
-            expected = spec.shape[1:]
+            expected = spec.shape[1:] if spec.batched else spec.shape
+            given = array.shape[1:] if spec.batched else array.shape
             if array.ndim != len(spec.shape) or any(
-                e is not None and e != a for e, a in zip(expected, array.shape[1:])
+                e is not None and e != a for e, a in zip(expected, given)
             ):
+                dims = ", ".join("?" if e is None else str(e) for e in expected)
+                wanted = (f"(batch, {dims})" if spec.batched else
+                          f"({dims}{',' if len(expected) == 1 else ''}) with no batch axis: one "
+                          "value for the whole batch")
                 raise ValueError(
                     f"{role} array for {spec.description} has shape {array.shape}; the model "
-                    f"expects (batch, {', '.join('?' if e is None else str(e) for e in expected)})"
+                    f"expects {wanted}"
+                )
+            if finite and array.dtype.kind in "fc" and not np.isfinite(array).all():
+                bad = ~np.isfinite(array)
+                rows = np.flatnonzero(bad.reshape(len(array), -1).any(axis=1)) if (
+                    spec.batched and array.ndim) else []
+                where = (f" (samples {', '.join(str(int(r)) for r in rows[:5])}"
+                         f"{', ...' if len(rows) > 5 else ''})" if len(rows) else "")
+                raise ValueError(
+                    f"{role} array for {spec.description} holds {int(bad.sum())} NaN or infinite "
+                    f"value(s){where}; give finite values"
                 )
             converted.append(array)
-        batch = {len(a) for a in converted}
-        if len(batch) != 1:
+        batch = {len(a) for a, tid in zip(converted, self.inputs) if self.specs[tid].batched}
+        if len(batch) > 1:
             raise ValueError(
-                f"{role} arrays have different batch sizes: {[len(a) for a in converted]}"
+                f"{role} arrays have different batch sizes: "
+                f"{[len(a) for a, t in zip(converted, self.inputs) if self.specs[t].batched]}"
             )
         return converted
+
+    def batch_size(self, arrays):
+        """The batch size of a list of input arrays (from :meth:`input_arrays`).
+
+        Example::
+
+            graph.batch_size(graph.input_arrays([z, y], "z"))    # len(z)
+        """
+        for array, tid in zip(arrays, self.inputs):
+            if self.specs[tid].batched:
+                return len(array)
+        raise ValueError(f"model {self.model.name!r} has no input with a batch axis")
 
     # ---------------------------------------------------------------- cutting
     def ancestors_of(self, tids, stop=()):
@@ -359,7 +446,10 @@ class FlatGraph:
         ``boundaries[0] + carried_1``; segment k maps ``boundaries[k-1] + carried_k`` to
         ``boundaries[k] + carried_{k+1}``; the last segment returns the model outputs. The
         ``carried`` tensors are whatever crosses a boundary besides the cut itself: model inputs
-        that feed later layers and skip connections that bypass the cut. Each returned model has
+        that feed later layers and skip connections that bypass the cut. Carried tensors have the
+        batch axis: a tensor without it (``1 - alpha[0]``, shape ``(1,)``) is recomputed inside
+        the segment that needs it, from the tensors it comes from, so only a model input without
+        a batch axis can cross a boundary without one (:meth:`batched`). Each returned model has
         an attribute-free calling convention: a single tensor when its input (output) is one
         tensor, a list otherwise, in the order above; ``states[k]`` lists the tensor ids of
         segment k's inputs in that order.
@@ -392,10 +482,22 @@ class FlatGraph:
                 if any(tid in dependent for tid in op.inputs):
                     segment_ops.append(index)
                     dependent.update(op.outputs)
-            carried = []
-            for tid in [t for index in segment_ops for t in self.ops[index].inputs] + wanted:
-                if tid not in dependent and tid not in carried:
-                    carried.append(tid)
+            while True:
+                available = set(cut).union(
+                    *(self.ops[index].outputs for index in segment_ops))
+                carried = []
+                for tid in [t for index in segment_ops for t in self.ops[index].inputs] + wanted:
+                    if tid not in available and tid not in carried:
+                        carried.append(tid)
+                # A tensor without the batch axis cannot travel with the batch (it would be
+                # indexed, tiled and concatenated along an axis it does not have): the segment
+                # recomputes it from what it is computed from. Only model inputs without a
+                # batch axis are carried as they are.
+                recompute = {self.producer[tid] for tid in carried
+                             if not self.specs[tid].batched and tid in self.producer}
+                if not recompute:
+                    break
+                segment_ops = sorted(set(segment_ops) | recompute)
             states[k] = cut + carried
             needs[k] = wanted
             op_lists[k] = segment_ops

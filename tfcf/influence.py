@@ -36,13 +36,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
+import warnings
 
 import keras
 import numpy as np
 
 from tfcf.graph import flat_graph
 from tfcf.io import progress_bar
-from tfcf.intervene import SwapChannels, intervene, split
+from tfcf.intervene import SwapChannels, intervene
 
 __all__ = ["STATISTICS", "InfluenceRecord", "cached_influence_maps", "influence_maps",
            "individual_influence",
@@ -176,35 +177,41 @@ def _tile(value, times):
     return keras.ops.concatenate([value] * times, axis=0) if times > 1 else value
 
 
+def _merge(batched, shared, flags, times):
+    """The carried inputs in order: batched ones tiled ``times``, shared ones (no batch axis) as
+    they are."""
+    batched, shared = list(batched), list(shared)
+    return [_tile(batched.pop(0), times) if flag else shared.pop(0) for flag in flags]
+
+
 class _GenericStep:
     """Hybrids = base + mask * (source - base) at the cut, through the whole downstream part."""
 
-    def __init__(self, tail, statistic):
+    def __init__(self, tail, statistic, flags):
         self.tail = tail
         self.statistic = statistic
+        self.flags = tuple(flags)   # per carried input of tail: has the batch axis
         self.step = _compile(self._step)
 
-    def _step(self, base, source, carried, originals, masks):
+    def _step(self, base, source, carried, shared, originals, masks):
         ops = keras.ops
         num_masks = masks.shape[0]
         expand = (slice(None), None) + (None,) * (len(base.shape) - 1)
         hybrids = base[None] + masks[expand] * (source - base)[None]
         hybrids = ops.reshape(hybrids, (-1,) + tuple(base.shape[1:]))
-        inputs = [hybrids] + [_tile(c, num_masks) for c in carried]
+        inputs = [hybrids] + _merge(carried, shared, self.flags, num_masks)
         outputs = self.tail(inputs if len(inputs) > 1 else inputs[0], training=False)
         return _reduce(outputs, originals, self.statistic, num_masks)
-
-    def __call__(self, state_base, state_source, originals, masks):
-        return self.step(state_base[0], state_source[0], list(state_base[1:]), originals, masks)
 
 
 class _LinearStep:
     """The first layer after the cut is linear: add each channel's contribution to its output."""
 
-    def __init__(self, layer, rest, statistic):
+    def __init__(self, layer, rest, statistic, flags):
         self.layer = layer
         self.rest = rest
         self.statistic = statistic
+        self.flags = tuple(flags)
         self.step = _compile(self._step)
 
     def contribution(self, delta, kernel):
@@ -230,7 +237,7 @@ class _LinearStep:
         picked = ops.take(kernel, channel, axis=-2)              # (..., out)
         return ops.expand_dims(picked, -2)                       # (..., 1, out)
 
-    def _step(self, base, source, pre_base, carried, originals, channels):
+    def _step(self, base, source, pre_base, carried, shared, originals, channels):
         ops = keras.ops
         kernel = self.layer.kernel
         delta = source - base
@@ -241,7 +248,7 @@ class _LinearStep:
             one = ops.expand_dims(ops.take(delta, channel, axis=-1), -1)
             parts.append(pre_base + self.contribution(one, self._kernel_slice(kernel, channel)))
         pre = ops.concatenate(parts, axis=0)
-        inputs = [pre] + [_tile(c, num_masks) for c in carried]
+        inputs = [pre] + _merge(carried, shared, self.flags, num_masks)
         outputs = self.rest(inputs if len(inputs) > 1 else inputs[0], training=False)
         return _reduce(outputs, originals, self.statistic, num_masks)
 
@@ -269,15 +276,31 @@ def _index_ranges(total, size):
         yield start, min(start + size, total)
 
 
-def _predict(model, inputs, batch_size):
+def _predict(model, inputs, batch_size, flags_in=None, flags_out=None):
+    """``model`` on ``inputs`` in chunks; values without a batch axis (flags False) are passed
+    whole to every chunk and returned once."""
+    flags_in = flags_in or [True] * len(inputs)
+    total = next(len(a) for a, flag in zip(inputs, flags_in) if flag)
     pieces = []
-    total = len(inputs[0])
     for start, stop in _index_ranges(total, batch_size):
-        chunk = [a[start:stop] for a in inputs]
+        chunk = [a[start:stop] if flag else a for a, flag in zip(inputs, flags_in)]
         out = model.predict_on_batch(chunk[0] if len(chunk) == 1 else chunk)
         out = out if isinstance(out, (list, tuple)) else [out]
         pieces.append([np.asarray(o) for o in out])
-    return [np.concatenate([p[i] for p in pieces]) for i in range(len(pieces[0]))]
+    flags_out = flags_out or [True] * len(pieces[0])
+    return [np.concatenate([p[i] for p in pieces]) if flags_out[i] else pieces[0][i]
+            for i in range(len(pieces[0]))]
+
+
+def _rows(values, index, flags):
+    """``values[i][index]`` for the values with a batch axis, the others as they are."""
+    return [v[index] if flag else v for v, flag in zip(values, flags)]
+
+
+def _split_shared(values, flags):
+    """(values with the batch axis, values without), each in order."""
+    return ([v for v, flag in zip(values, flags) if flag],
+            [v for v, flag in zip(values, flags) if not flag])
 
 
 def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=None, seed=0,
@@ -322,9 +345,16 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     graph = flat_graph(model)
-    inputs = graph.input_arrays(z, "z")
-    num_samples = len(inputs[0])
+    inputs = graph.input_arrays(z, "z", finite=True)
+    input_flags = [graph.batched(tid) for tid in graph.inputs]
+    num_samples = graph.batch_size(inputs)
     num_pairs = num_samples if num_pairs is None else int(num_pairs)
+    distinct = num_samples * (num_samples - 1)
+    if num_samples >= 2 and num_pairs > distinct:
+        warnings.warn(
+            f"num_pairs={num_pairs} is more than the {distinct} distinct pairs (ordered, base != "
+            f"source) of the {num_samples} samples in z: pairs repeat; give more samples for "
+            "more independent pairs", stacklevel=2)
     base_index, source_index = draw_pairs(num_samples, num_pairs, seed)
     output_spec = graph.specs[graph.outputs[0]]
     if len(graph.outputs) != 1 or len(output_spec.shape) != 4:
@@ -334,8 +364,8 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
         )
     started = time.time()
     if not isinstance(at, str):
-        maps = _multi_layer_maps(model, list(at), channels, inputs, base_index, source_index,
-                                 statistic, batch_size, keep_color, progress)
+        maps = _multi_layer_maps(model, list(at), channels, inputs, input_flags, base_index,
+                                 source_index, statistic, batch_size, keep_color, progress)
         if not return_record:
             return maps
         return maps, InfluenceRecord(
@@ -350,19 +380,29 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
             f"method='linear' needs elementary maps and a layer after {at!r} that is a linear "
             "Dense/Conv layer without activation read by nothing else; use method='auto'"
         )
+    cut = graph.resolve(at)
+    for tid in cut:
+        if not graph.batched(tid):
+            spec = graph.specs[tid]
+            raise ValueError(
+                f"layer {at!r} gives {spec.description} of shape {spec.shape}, without the batch "
+                "axis: one value shared by every sample, so it has no influence map; choose a "
+                "layer whose output has the batch axis")
     # Each model part runs once per sample: head -> cut states (-> states after the linear
-    # layer) -> original outputs Y(z).
+    # layer) -> original outputs Y(z). Values without a batch axis (model inputs shared by the
+    # batch) are passed whole, never indexed or tiled.
     if successor is None:
-        head, tail = split(model, at)
-        states = _predict(head, inputs, batch_size)
-        originals = _predict(tail, states, batch_size)[0]
+        (head, tail), boundaries = graph.segments([cut])
     else:
         successor_name, layer = successor
-        (head, middle, rest), _ = graph.segments([graph.resolve(at),
-                                                  graph.resolve(successor_name)])
-        states = _predict(head, inputs, batch_size)
-        rest_states = _predict(middle, states, batch_size)
-        originals = _predict(rest, rest_states, batch_size)[0]
+        (head, middle, rest), boundaries = graph.segments([cut, graph.resolve(successor_name)])
+    flags = [[graph.batched(tid) for tid in state] for state in boundaries]
+    states = _predict(head, inputs, batch_size, flags[0], flags[1])
+    if successor is None:
+        originals = _predict(tail, states, batch_size, flags[1])[0]
+    else:
+        rest_states = _predict(middle, states, batch_size, flags[1], flags[2])
+        originals = _predict(rest, rest_states, batch_size, flags[2])[0]
     num_channels = int(states[0].shape[-1])
     masks = _modules(channels, num_channels, at)
 
@@ -371,8 +411,8 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
     masks_per_step = max(1, min(num_maps, batch_size // pairs_per_step))
     accumulator = _Accumulator(statistic, num_maps, tuple(output_spec.shape[1:]))
 
-    engine = (_GenericStep(tail, statistic) if successor is None
-              else _LinearStep(layer, rest, statistic))
+    engine = (_GenericStep(tail, statistic, flags[1][1:]) if successor is None
+              else _LinearStep(layer, rest, statistic, flags[2][1:]))
 
     replicas = _Replicas(strategy)
     with progress_bar(num_maps * num_pairs, progress, f"influence maps ({num_maps})",
@@ -383,14 +423,16 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
             for start, stop in _index_ranges(num_pairs, pairs_per_step):
                 b, s = base_index[start:stop], source_index[start:stop]
                 if successor is not None:
+                    carried, shared = _split_shared(rest_states[1:], flags[2][1:])
                     arguments = (states[0][b], states[0][s], rest_states[0][b],
-                                 [c[b] for c in rest_states[1:]], originals[b],
+                                 [c[b] for c in carried], shared, originals[b],
                                  padded.astype("int32"))
-                    partial = replicas.run(engine.step, arguments, split_args=(0, 1, 2, 3, 4))
+                    partial = replicas.run(engine.step, arguments, split_args=(0, 1, 2, 3, 5))
                 else:
-                    arguments = (states[0][b], states[0][s], [c[b] for c in states[1:]],
+                    carried, shared = _split_shared(states[1:], flags[1][1:])
+                    arguments = (states[0][b], states[0][s], [c[b] for c in carried], shared,
                                  originals[b], masks[padded])
-                    partial = replicas.run(engine.step, arguments, split_args=(0, 1, 2, 3))
+                    partial = replicas.run(engine.step, arguments, split_args=(0, 1, 2, 4))
                 partial = [np.asarray(keras.ops.convert_to_numpy(p))[: len(rows)] for p in partial]
                 accumulator.add(rows, partial, stop - start)
                 bar.update(len(rows) * (stop - start))
@@ -407,8 +449,8 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
     return maps, record
 
 
-def _multi_layer_maps(model, layers, channels, inputs, base_index, source_index, statistic,
-                      batch_size, keep_color, progress):
+def _multi_layer_maps(model, layers, channels, inputs, input_flags, base_index, source_index,
+                      statistic, batch_size, keep_color, progress):
     """Modules spanning several layers: each map through tfcf.intervene, pairs streamed."""
     if channels is None:
         raise ValueError(
@@ -420,7 +462,7 @@ def _multi_layer_maps(model, layers, channels, inputs, base_index, source_index,
             raise ValueError(
                 f"module {module!r} must hold {len(layers)} channel lists, one per layer {layers}"
             )
-    originals = _predict(model, inputs, batch_size)[0]
+    originals = _predict(model, inputs, batch_size, input_flags)[0]
     accumulator = _Accumulator(statistic, len(channels), originals.shape[1:])
     with progress_bar(len(channels) * len(base_index), progress,
                       f"influence maps ({len(channels)})", "hybrid") as bar:
@@ -428,8 +470,8 @@ def _multi_layer_maps(model, layers, channels, inputs, base_index, source_index,
             plan = [(layer, SwapChannels(c)) for layer, c in zip(layers, module)]
             for start, stop in _index_ranges(len(base_index), batch_size):
                 b, s = base_index[start:stop], source_index[start:stop]
-                out = intervene(model, plan, [a[b] for a in inputs], [a[s] for a in inputs],
-                                batch_size=batch_size)
+                out = intervene(model, plan, _rows(inputs, b, input_flags),
+                                _rows(inputs, s, input_flags), batch_size=batch_size)
                 if statistic == "mean_abs":
                     partial = (np.abs(out - originals[b]).sum(axis=0)[None],)
                 else:

@@ -89,6 +89,12 @@ def split(model, at):
     (the common case: one layer, no skip), ``head`` returns the tensor itself and ``tail`` takes
     it directly. ``split.cut`` and ``split.carried`` describe the list.
 
+    Carried tensors have the batch axis: a tensor without it that the downstream part needs
+    (a progressive generator's ``1 - alpha[0]``, shape ``(1,)``) is recomputed inside ``tail``
+    from the inputs it comes from, so ``tail`` can be fed any batch of cut activations. Only a
+    model input declared without a batch axis (``keras.Input(batch_shape=(1,))``) is carried as
+    it is, one value for the whole batch.
+
     Raises:
         ValueError: unknown layer name (the message lists the valid names).
         TypeError: subclassed (non-functional) model.
@@ -327,7 +333,14 @@ def intervene(model, interventions, base, source=None, batch_size=256):
             action = _Callable(action)
         tids = graph.resolve(name)
         for tid in tids:
-            action.validate(name, graph.specs[tid].shape)
+            spec = graph.specs[tid]
+            if not spec.batched:
+                raise ValueError(
+                    f"layer {name!r} gives {spec.description} of shape {spec.shape}, without the "
+                    "batch axis: one value shared by every sample, so no sample has its own "
+                    "value to replace; intervene on a layer whose output has the batch axis"
+                )
+            action.validate(name, spec.shape)
         groups.append((name, tids, action))
     claimed = {}
     for name, tids, _ in groups:
@@ -340,7 +353,8 @@ def intervene(model, interventions, base, source=None, batch_size=256):
     order = sorted(set(levels))
     boundaries = [[tid for (_, tids, _), lvl in zip(groups, levels) if lvl == level for tid in tids]
                   for level in order]
-    segments, _ = graph.segments(boundaries)
+    segments, states = graph.segments(boundaries)
+    batched = [[graph.batched(tid) for tid in state] for state in states]
     actions = {tid: action for _, tids, action in groups for tid in tids}
 
     base_inputs = graph.input_arrays(base, "base")
@@ -351,28 +365,37 @@ def intervene(model, interventions, base, source=None, batch_size=256):
     source_inputs = None
     if source is not None:
         source_inputs = graph.input_arrays(source, "source")
-        if len(source_inputs[0]) != len(base_inputs[0]):
+        if graph.batch_size(source_inputs) != graph.batch_size(base_inputs):
             raise ValueError(
-                f"base and source batch sizes differ: {len(base_inputs[0])} vs "
-                f"{len(source_inputs[0])}"
+                f"base and source batch sizes differ: {graph.batch_size(base_inputs)} vs "
+                f"{graph.batch_size(source_inputs)}"
             )
         if not reads_source:
             source_inputs = None
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
-    total = len(base_inputs[0])
+    total = graph.batch_size(base_inputs)
+
+    def rows(arrays, start, stop):  # inputs without a batch axis go whole to every chunk
+        return [a[start:stop] if keep else a for a, keep in zip(arrays, batched[0])]
+
     chunks = []
     for start in range(0, total, batch_size):
         stop = min(start + batch_size, total)
-        base_state = [a[start:stop] for a in base_inputs]
-        source_state = None if source_inputs is None else [a[start:stop] for a in source_inputs]
+        base_state = rows(base_inputs, start, stop)
+        source_state = None if source_inputs is None else rows(source_inputs, start, stop)
         for k, segment in enumerate(segments[:-1]):
-            if source_state is not None:
+            if source_state is not None and all(batched[k]) and all(batched[k + 1]):
+                # base and source through one call
                 both = _run(segment, [np.concatenate([b, s]) for b, s in zip(base_state, source_state)])
                 size = stop - start
                 base_state = [v[:size] for v in both]
                 source_state = [v[size:] for v in both]
+            elif source_state is not None:
+                # a value without batch axis (an input shared by the batch) may differ
+                # between base and source: two calls
+                base_state, source_state = _run(segment, base_state), _run(segment, source_state)
             else:
                 base_state = _run(segment, base_state)
             for position, tid in enumerate(boundaries[k]):

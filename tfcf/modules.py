@@ -1,7 +1,7 @@
 """Group channels into modules by clustering their elementary influence maps (paper Sec. 3.4).
 
     clustering = tfcf.modules.cluster(influence_maps, k=3)          # maps: [channels, H, W]
-    clustering.members(0)                                           # channel indices of module 0
+    clustering.members(0)                  # layer channel indices of module 0 (dead ones left out)
     result = tfcf.modules.stability(influence_maps, ks=(2, 3, 4, 5)) # Supplementary Fig. 9
 
 Each map is smoothed with a rectangular sliding window and thresholded at its own 75th percentile
@@ -70,15 +70,21 @@ class Clustering:
     Example::
 
         clustering = cluster(influence_maps, k=3)
-        clustering.labels            # [C] int, module of each channel
-        clustering.members(2)        # channel indices of module 2
+        clustering.members(2)        # the layer's channel indices of module 2
+        clustering.dead              # channels with an all-zero map, in no module
+        tfcf.hybrid(g, "main.8", clustering.members(0), base=z1, source=z2)
 
-    ``templates`` is [k, H, W]; ``weights`` is [C, k]. For NMF the templates are the rows of H
-    scaled to a peak of 1 and ``weights`` the matching columns of W (so ``weights @ templates``
-    is still the NMF reconstruction of S); for k-means the templates are the centroids (the
-    fraction of each module's channels that are on at each pixel) and ``weights`` is the one-hot
-    matrix of the labels. Modules are numbered by decreasing size, ties by decreasing template
-    mass, so labels are reproducible.
+    ``labels`` [C] gives the module of each map, in the order of the maps, and -1 for a dead
+    channel (all-zero map: no influence, left out of the clustering). ``channels`` [C] is the
+    layer's channel index of each map (``0..C-1`` unless :func:`cluster` was told otherwise), so
+    :meth:`members` and :attr:`dead` are layer channels, ready for :func:`tfcf.hybrid`.
+
+    ``templates`` is [k, H, W]; ``weights`` is [C, k] (zero rows for dead channels). For NMF the
+    templates are the rows of H scaled to a peak of 1 and ``weights`` the matching columns of W
+    (so ``weights @ templates`` is still the NMF reconstruction of S); for k-means the templates
+    are the centroids (the fraction of each module's channels that are on at each pixel) and
+    ``weights`` is the one-hot matrix of the labels. Modules are numbered by decreasing size,
+    ties by decreasing template mass, so labels are reproducible.
     """
 
     labels: np.ndarray
@@ -86,17 +92,29 @@ class Clustering:
     weights: np.ndarray
     method: str
     k: int
+    channels: np.ndarray = None
+
+    def __post_init__(self):
+        if self.channels is None:
+            channels = np.arange(len(self.labels))
+            channels.setflags(write=False)
+            object.__setattr__(self, "channels", channels)
 
     def members(self, j):
-        """Channel indices of module ``j``. Example: ``clustering.members(0)``."""
+        """Layer channel indices of module ``j``. Example: ``clustering.members(0)``."""
         if not isinstance(j, numbers.Integral) or not 0 <= j < self.k:
             raise ValueError(f"cluster index {j!r} is out of range; valid: 0 to {self.k - 1}")
-        return np.flatnonzero(self.labels == j)
+        return self.channels[self.labels == j]
+
+    @property
+    def dead(self):
+        """Layer channel indices of the all-zero maps, which are in no module."""
+        return self.channels[self.labels < 0]
 
     @property
     def sizes(self):
         """Number of channels in each module, [k]."""
-        return np.bincount(self.labels, minlength=self.k)
+        return np.bincount(self.labels[self.labels >= 0], minlength=self.k)
 
     def to_dict(self):
         """Plain lists for JSON. Example: ``save_json("modules.json", clustering.to_dict())``."""
@@ -104,6 +122,9 @@ class Clustering:
             "method": self.method,
             "k": self.k,
             "labels": self.labels.tolist(),
+            "channels": self.channels.tolist(),
+            "dead": self.dead.tolist(),
+            "modules": [self.members(j).tolist() for j in range(self.k)],
             "sizes": self.sizes.tolist(),
             "templates": self.templates.tolist(),
             "weights": self.weights.tolist(),
@@ -115,33 +136,60 @@ def live_channels(maps):
 
     Example::
 
-        live = live_channels(maps)
-        clustering = cluster(maps[live], k=3)        # module j = live[clustering.members(j)]
+        live = tfcf.live_channels(maps)              # [C] maps -> indices of the live ones
+        result = tfcf.stability(maps[live], ks=(2, 3, 4))
+
+    :func:`cluster` and :func:`stability` leave dead channels out by themselves.
     """
     maps = _check_maps(maps)
     return np.flatnonzero(maps.any(axis=(1, 2)))
 
 
-def cluster(maps, k, method="nmf", window=3, percentile=75, seed=0):
+DEAD = ("drop", "raise")
+
+
+def cluster(maps, k, method="nmf", window=3, percentile=75, seed=0, channels=None, dead="drop"):
     """Cluster channels by their influence maps [C, H, W] into ``k`` modules.
 
     Example::
 
         clustering = cluster(influence_maps, k=3)                   # NMF, as in the paper
+        clustering.members(0)                                       # layer channels of module 0
         clustering = cluster(influence_maps, k=3, method="kmeans")  # the paper's comparison
 
     ``method="nmf"``: ``sklearn.decomposition.NMF`` (``init="nndsvda"``) on S = W H, where S is
     :func:`preprocess`'s binary matrix; each channel goes to the template with the largest weight
     in its row of W. ``method="kmeans"``: ``sklearn.cluster.KMeans`` (10 initialisations) on the
-    same binary rows. ``seed`` fixes both. Influence maps must be finite, non-negative (NMF) and
-    not all zero.
+    same binary rows. ``seed`` fixes both. Influence maps must be finite and non-negative (NMF).
+
+    Dead channels. A channel whose map is all zero (a dead ReLU unit: swapping it changes
+    nothing) has no influence to cluster: with ``dead="drop"`` it is left out, labelled -1 and
+    listed in ``clustering.dead``; ``dead="raise"`` refuses such maps. Either way the clustering
+    speaks in the layer's channel indices: ``channels`` gives the layer's channel of each map
+    (default ``0..C-1``; pass it when ``maps`` holds only some of the layer's channels), and
+    :meth:`Clustering.members` returns those, ready for :func:`tfcf.hybrid`.
     """
     maps = _check_maps(maps)
     method = _check_method(method)
-    _check_influence(maps, method)
-    k = _check_k(k, len(maps), maps.shape[1] * maps.shape[2])
-    binary = preprocess(maps, window=window, percentile=percentile)
-    return _cluster_binary(binary, maps.shape[1:], k, method, seed)
+    channels = _check_channels(channels, len(maps))
+    live = _live(maps, method, dead)
+    k = _check_k(k, len(live), maps.shape[1] * maps.shape[2],
+                 what=(f"the number of live maps ({len(live)} of {len(maps)}; "
+                       f"{len(maps) - len(live)} are all zero)" if len(live) < len(maps)
+                       else None))
+    binary = preprocess(maps[live], window=window, percentile=percentile)
+    found = _cluster_binary(binary, maps.shape[1:], k, method, seed)
+    if len(live) == len(maps) and channels is None:
+        return found
+    labels = np.full(len(maps), -1)
+    labels[live] = found.labels
+    weights = np.zeros((len(maps), k))
+    weights[live] = found.weights
+    channels = np.arange(len(maps)) if channels is None else channels
+    for array in (labels, weights, channels):
+        array.setflags(write=False)
+    return Clustering(labels=labels, templates=found.templates, weights=weights,
+                      method=method, k=k, channels=channels)
 
 
 def _cluster_binary(binary, shape, k, method, seed):
@@ -245,7 +293,7 @@ class Stability:
 
 
 def stability(maps, ks=(2, 3, 4, 5, 6), method="nmf", repeats=20, seed=0, window=3,
-              percentile=75, progress=True):
+              percentile=75, progress=True, dead="drop"):
     """Cluster stability across ``ks``: the paper's three-subset protocol, ``repeats`` times.
 
     Example::
@@ -264,11 +312,12 @@ def stability(maps, ks=(2, 3, 4, 5, 6), method="nmf", repeats=20, seed=0, window
     * cosine = mean over matched pairs of the cosine similarity of the two runs' templates
       (flattened; 0 for a pair where a template is all zero).
 
-    The binary maps are computed once for all maps (preprocessing is per map).
+    The binary maps are computed once for all maps (preprocessing is per map). Dead channels
+    (all-zero maps) are left out first, as in :func:`cluster` (``dead="raise"`` refuses them).
     """
     maps = _check_maps(maps)
     method = _check_method(method)
-    _check_influence(maps, method)
+    maps = maps[_live(maps, method, dead)]
     window = _check_window(window)
     percentile = _check_percentile(percentile)
     count = len(maps)
@@ -346,17 +395,37 @@ def _check_maps(maps):
     return maps
 
 
-def _check_influence(maps, method):
+def _live(maps, method, dead):
+    """Indices of the maps to cluster: checks the values, drops or refuses all-zero maps."""
+    if dead not in DEAD:
+        raise ValueError(f"unknown dead={dead!r}; valid: 'drop' (leave all-zero maps out), "
+                         "'raise'")
     if method == "nmf" and (maps < 0).any():
         channels = np.flatnonzero((maps < 0).any(axis=(1, 2)))
         raise ValueError(f"NMF needs non-negative influence maps (influence maps are >= 0), but "
                          f"{len(channels)} maps have negative values (minimum {maps.min():g}; "
                          f"channels {_few(channels)})")
     zero = np.flatnonzero(~maps.any(axis=(1, 2)))
-    if len(zero):
+    if len(zero) == len(maps) or (len(zero) and dead == "raise"):
         raise ValueError(f"{len(zero)} of {len(maps)} influence maps are all zero (channels "
-                         f"{_few(zero)}); influence maps must be non-negative and not all zero: "
-                         f"drop those channels (dead units) before clustering")
+                         f"{_few(zero)}); influence maps must be non-negative and not all zero"
+                         + (": pass dead='drop' to leave those channels (dead units) out"
+                            if len(zero) < len(maps) else ": every channel is dead"))
+    return np.flatnonzero(maps.any(axis=(1, 2)))
+
+
+def _check_channels(channels, count):
+    """The layer channel index of each map, or None."""
+    if channels is None:
+        return None
+    values = np.asarray(channels)
+    if values.ndim != 1 or len(values) != count or (
+            len(values) and not np.issubdtype(values.dtype, np.integer)):
+        raise ValueError(f"channels must give one integer channel index per map ({count} maps), "
+                         f"got {channels!r}")
+    if len(np.unique(values)) != len(values):
+        raise ValueError(f"channels holds repeated indices: {channels!r}")
+    return values.astype(int)
 
 
 def _check_method(method):

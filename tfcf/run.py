@@ -4,26 +4,52 @@
     run.train(steps=20000, checkpoint_every=1000)       # continues from runs/vae/latest
 
 A checkpoint (``ckpt-<step>/``: every model's ``.weights.h5``, the optimizers' variables, the
-dropout seed-generator states, the step, the trainer's scalar state) is written to a temporary
-folder and moved into place, then the ``latest`` pointer is replaced atomically: killing the
-process at any moment loses at most the steps since the last checkpoint. Batches and latent
-samples are a pure function of (seed, step), so a resumed run computes exactly what the
-uninterrupted run would have.
+dropout seed-generator states, the step, the trainer's scalar state, the run's configuration and
+the sha1 of every file) is written to a temporary folder and moved into place, then the
+``latest`` pointer is replaced atomically: killing the process at any moment loses at most the
+steps since the last checkpoint. Batches and latent samples are a pure function of (seed, step),
+so a resumed run computes exactly what the uninterrupted run would have.
+
+Resuming never restarts silently: a checkpoint whose ``state.json`` is missing or unreadable, or
+one of whose files is truncated or altered, is set aside (renamed ``ckpt-<step>.unusable``, with
+a warning saying why) and the newest intact checkpoint is used; when checkpoints exist but none
+is intact, :class:`CheckpointError` names the bad files. A resume with another seed, batch size
+or configuration (data, preset, ...) is refused unless ``force=True``, and then the change is
+recorded in ``history``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import keras
 import numpy as np
 
-__all__ = ["Run"]
+__all__ = ["CheckpointError", "CheckpointWarning", "Run"]
+
+
+class CheckpointError(ValueError):
+    """A run's checkpoints cannot be resumed (none intact, or another configuration)."""
+
+
+class CheckpointWarning(UserWarning):
+    """A checkpoint was unusable and an older one is resumed instead."""
+
+
+def _file_digest(path):
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
 
 def _extra_variables(model):
     """Variables a checkpoint needs beyond the weights: dropout seed-generator states."""
@@ -71,6 +97,7 @@ class Run:
         self.sample_z = self._noise(np.random.default_rng([seed, 2**31 - 1]), sample_count)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._writer = None
+        self.history = []      # configuration changes accepted with force=True: [{step, changed}]
 
     # ---- deterministic data
     def _noise(self, rng, count):
@@ -90,13 +117,50 @@ class Run:
         return real, noise
 
     # ---- checkpoints
+    def checkpoints(self):
+        """``[(step, folder)]`` of the run's ``ckpt-<step>`` folders, oldest first."""
+        found = []
+        for path in self.folder.glob("ckpt-*"):
+            suffix = path.name.split("-", 1)[1]
+            if path.is_dir() and suffix.isdigit():
+                found.append((int(suffix), path))
+        return sorted(found)
+
     def latest(self):
-        """The latest checkpoint folder, or None."""
-        pointer = self.folder / "latest"
-        if not pointer.is_file():
-            return None
-        path = self.folder / pointer.read_text().strip()
-        return path if (path / "state.json").is_file() else None
+        """The newest checkpoint folder that passes :meth:`check` (None when there is none).
+
+        The ``latest`` pointer is only a hint: an unusable checkpoint it names is skipped.
+        """
+        for _, path in reversed(self.checkpoints()):
+            if self.check(path) is None:
+                return path
+        return None
+
+    def check(self, path):
+        """None when checkpoint ``path`` is intact, else why not (naming ``ckpt-<step>/<file>``).
+
+            problem = run.check(run.folder / "ckpt-500")     # e.g. "ckpt-500/optimizers.npz ..."
+        """
+        path = Path(path)
+        state_file = path / "state.json"
+        if not state_file.is_file():
+            return f"{path.name}/state.json is missing"
+        try:
+            state = json.loads(state_file.read_text())
+            int(state["step"])
+        except (ValueError, KeyError, TypeError, OSError) as error:
+            return f"{path.name}/state.json is unreadable ({type(error).__name__}: {error})"
+        needed = [f"{name}.weights.h5" for name in self.trainer.models] + ["optimizers.npz"]
+        for name in needed:
+            if not (path / name).is_file():
+                return f"{path.name}/{name} is missing"
+        for name, digest in state.get("files", {}).items():
+            if not (path / name).is_file():
+                return f"{path.name}/{name} is missing"
+            if _file_digest(path / name) != digest:
+                return f"{path.name}/{name} is truncated or altered (its sha1 differs from the " \
+                       "one written with the checkpoint)"
+        return None
 
     def save(self):
         """Write ``ckpt-<step>`` atomically, then point ``latest`` at it."""
@@ -116,10 +180,12 @@ class Run:
                 f"{name}/{index}": np.asarray(keras.ops.convert_to_numpy(v))
                 for name, model in self.trainer.models.items()
                 for index, v in enumerate(_extra_variables(model))})
+            files = {item.name: _file_digest(item) for item in sorted(temporary.iterdir())}
             (temporary / "state.json").write_text(json.dumps({
                 "step": self.step, "seed": self.seed, "batch_size": self.batch_size,
                 "trainer": type(self.trainer).__name__, "trainer_state": self.trainer.state(),
-                "backend": keras.backend.backend(), "config": self.config}))
+                "backend": keras.backend.backend(), "config": self.config,
+                "history": self.history, "files": files}))
             if final.exists():
                 shutil.rmtree(final)
             os.replace(temporary, final)
@@ -141,19 +207,89 @@ class Run:
         return final
 
     def _prune(self):
-        checkpoints = sorted((int(p.name.split("-")[1]), p) for p in self.folder.glob("ckpt-*")
-                             if p.name.split("-")[1].isdigit())
+        """Delete old checkpoints beyond ``keep`` (sparing ``keep_every`` multiples), but only
+        those older than an intact checkpoint: an intact one is never deleted while no newer
+        intact one exists."""
+        checkpoints = self.checkpoints()
+        intact = [step for step, path in checkpoints if self.check(path) is None]
+        if not intact:
+            return
+        newest_intact = intact[-1]
         for step, path in checkpoints[:-self.keep] if self.keep else []:
             if self.keep_every and step % self.keep_every == 0:
                 continue
-            shutil.rmtree(path, ignore_errors=True)
+            if step < newest_intact:
+                shutil.rmtree(path, ignore_errors=True)
 
-    def restore(self, path=None):
-        """Load a checkpoint (default: the latest) into the models and optimizers."""
+    def _check_config(self, state, force):
+        """Refuse (unless ``force``) a resume whose seed, batch size or config differ."""
+        stored = {"seed": state.get("seed"), "batch_size": state.get("batch_size"),
+                  **state.get("config", {})}
+        current = {"seed": self.seed, "batch_size": self.batch_size, **self.config}
+        changed = {key: [stored[key], current[key]] for key in sorted(set(stored) & set(current))
+                   if stored[key] != current[key]}
+        if changed and not force:
+            details = "; ".join(f"{key} was {old!r}, now {new!r}"
+                                for key, (old, new) in changed.items())
+            raise CheckpointError(
+                f"{self.folder} was trained with other settings than this resume: {details}. "
+                "Resume with the original settings, choose another folder, or force the change "
+                "(it is then recorded in the checkpoints and the model card).")
+        return changed
+
+    def set_aside(self, path, reason):
+        """Rename an unusable checkpoint to ``ckpt-<step>.unusable`` and warn with ``reason``."""
+        target = path.with_name(path.name + ".unusable")
+        if target.exists():
+            shutil.rmtree(target, ignore_errors=True)
+        os.replace(path, target)
+        warnings.warn(CheckpointWarning(f"{reason}: {path.name} is set aside as {target.name}"),
+                      stacklevel=3)
+
+    def resume(self, force=False):
+        """Restore the newest intact checkpoint; returns its step (0 when there is none).
+
+            step = run.resume()          # warns about each unusable checkpoint it skips
+
+        Raises :class:`CheckpointError` when checkpoints exist but none is intact (naming each
+        bad file), or when the run was started with another seed, batch size or configuration
+        (unless ``force``).
+        """
+        problems = []
+        for step, path in reversed(self.checkpoints()):
+            problem = self.check(path)
+            if problem is None:
+                try:
+                    restored = self.restore(path, force=force)
+                except CheckpointError:
+                    raise
+                except Exception as error:  # noqa: BLE001 - an unreadable file is a bad checkpoint
+                    problem = (f"{path.name} cannot be loaded ({type(error).__name__}: "
+                               f"{str(error).splitlines()[0][:200]})")
+                else:
+                    for bad, reason in problems:
+                        self.set_aside(bad, f"{reason}; resuming from {path.name} instead")
+                    return restored
+            problems.append((path, problem))
+        if problems:
+            raise CheckpointError(
+                f"no intact checkpoint in {self.folder}: " + "; ".join(p for _, p in problems)
+                + ". Nothing was "
+                "deleted; restore the files, or train into another folder.")
+        self.step = 0
+        self._truncate_log()
+        return 0
+
+    def restore(self, path=None, force=False):
+        """Load a checkpoint (default: the newest intact one) into the models and optimizers.
+
+            step = run.restore(run.folder / "ckpt-500")
+        """
         path = Path(path) if path else self.latest()
         if path is None:
-            raise FileNotFoundError(f"no checkpoint in {self.folder} (no 'latest' pointer)")
+            raise CheckpointError(f"no intact checkpoint in {self.folder}")
         state = json.loads((path / "state.json").read_text())
+        changed = self._check_config(state, force)
         for name, model in self.trainer.models.items():
             model.load_weights(path / f"{name}.weights.h5")
         stored = np.load(path / "optimizers.npz", allow_pickle=False)
@@ -169,6 +305,9 @@ class Run:
                     variable.assign(extra[f"{name}/{index}"])
         self.trainer.load_state(state.get("trainer_state", {}))
         self.step = int(state["step"])
+        self.history = list(state.get("history", []))
+        if changed:
+            self.history.append({"step": self.step, "changed": changed})
         self._truncate_log()
         return self.step
 
@@ -177,8 +316,13 @@ class Run:
         log = self.folder / "log.csv"
         if not log.is_file():
             return None, []
-        header, *lines = log.read_text().splitlines()
-        return header, [(int(line.split(",", 1)[0]), line) for line in lines]
+        header, *lines = log.read_text().splitlines() or [None]
+        rows = []
+        for line in lines:   # a line cut short by a kill has no parsable step: dropped
+            head = line.split(",", 1)[0]
+            if head.isdigit() and line.count(",") == header.count(","):
+                rows.append((int(head), line))
+        return header, rows
 
     def _truncate_log(self):
         header, rows = self._log_rows()
@@ -212,12 +356,22 @@ class Run:
                 for key, value in logs.items():
                     tf.summary.scalar(key, value)
 
-    def train(self, steps, checkpoint_every=500, resume=True):
-        """Train until step ``steps`` (a total, not an increment); returns the last losses."""
+    def train(self, steps, checkpoint_every=500, resume=True, force=False):
+        """Train until step ``steps`` (a total, not an increment); returns the last losses.
+
+        ``resume``: continue from the newest intact checkpoint (:meth:`resume`; ``force``
+        accepts a changed configuration). With ``resume=False`` a folder that already holds
+        checkpoints is refused rather than trained over.
+        """
         from tfcf.io import progress_bar
 
-        if resume and self.latest() is not None:
-            self.restore()
+        if resume:
+            self.resume(force=force)
+        elif self.checkpoints():
+            raise CheckpointError(f"{self.folder} already holds checkpoints: resume it or choose "
+                                  "another folder")
+        else:
+            self._truncate_log()
         logs = {}
         started, first = time.time(), self.step
         with progress_bar(max(0, steps - self.step), self.progress,

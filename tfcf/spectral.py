@@ -36,9 +36,10 @@ import numpy as np
 
 from tfcf.graph import flat_graph
 
-__all__ = ["activation_sdr", "conv_pairs", "kernel_sdr", "layer_kernels", "layer_sdr",
-           "model_sdr", "pair_layout", "sdr_by_resolution", "sdr_penalty", "fine_resolution",
-           "contribution_energy", "summarize", "zero_kernels"]
+__all__ = ["INTERPOLATIONS", "activation_sdr", "conv_pairs", "kernel_sdr", "interpolation_kernel",
+           "layer_kernels", "layer_sdr", "model_sdr", "pair_layout", "pathway",
+           "sdr_by_resolution", "sdr_penalty", "fine_resolution", "contribution_energy",
+           "summarize", "zero_kernels"]
 
 
 def _check_kernel(kernel, name, rank=2):
@@ -107,11 +108,18 @@ def kernel_sdr(fine, coarse, stride):
 # --------------------------------------------------------------------------- layers
 
 
-def layer_kernels(layer):
+def layer_kernels(layer, name=None):
     """A conv layer's kernel as ``[kh, kw, in, out]`` (Conv2D layout; Conv2DTranspose transposed).
 
-        kernels = layer_kernels(model.get_layer("g_h4_decon2d"))   # [5, 5, 64, 3]
+        kernels = layer_kernels(generator, "g_h4_decon2d")           # [5, 5, 64, 3]
+        kernels = layer_kernels(model, "generator/conv2d_1")         # a nested model's layer
+        kernels = layer_kernels(model.get_layer("g_h4_decon2d"))     # a layer object
+
+    With a model, ``name`` is resolved as in :func:`tfcf.split` (qualified ``"sub/layer"``
+    names, ``"layer:k"`` for a layer called more than once: every call shares the kernel).
     """
+    if name is not None:
+        layer = _layer(layer, name)
     if isinstance(layer, keras.layers.Conv2DTranspose):
         return np.transpose(np.asarray(layer.kernel), (0, 1, 3, 2))
     if isinstance(layer, keras.layers.Conv2D):
@@ -129,35 +137,163 @@ def _conv_info(layer):
         raise ValueError(f"layer {layer.name!r} has unequal strides {strides}")
     if tuple(getattr(layer, "dilation_rate", (1, 1))) != (1, 1) or getattr(layer, "groups", 1) != 1:
         raise ValueError(f"layer {layer.name!r} is dilated or grouped; not supported")
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        raise ValueError(f"layer {layer.name!r} is channels_first; not supported")
     return isinstance(layer, keras.layers.Conv2DTranspose), strides[0]
 
 
 _CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
 _PASS_THROUGH = ("BatchNormalization", "ReLU", "LeakyReLU", "ELU", "Activation", "Dropout",
                  "SpatialDropout2D", "GaussianNoise", "PReLU", "LayerNormalization")
+INTERPOLATIONS = ("nearest", "bilinear")
+
+
+def interpolation_kernel(interpolation, factor):
+    """The 2-D kernel ``h`` with ``upsample(x, factor) == h * (x with zeros inserted)``.
+
+        interpolation_kernel("nearest", 2)     # [[1, 1], [1, 1]]: a box of ones
+        interpolation_kernel("bilinear", 2)    # outer([.25, .75, .75, .25]) : the tent
+
+    Exact for ``keras.layers.UpSampling2D`` away from the borders (nearest: ``x[n // s]``;
+    bilinear: half-pixel centres, the triangle ``max(0, 1 - |d - (s - 1) / 2| / s)``).
+    """
+    factor = _check_stride(factor)
+    if interpolation == "nearest":
+        taps = np.ones(factor)
+    elif interpolation == "bilinear":
+        offsets = np.arange(-factor, 2 * factor)
+        taps = np.maximum(0.0, 1.0 - np.abs(offsets - (factor - 1) / 2.0) / factor)
+        taps = taps[taps > 0]
+    else:
+        raise ValueError(f"unknown interpolation {interpolation!r}; valid: "
+                         f"{', '.join(INTERPOLATIONS)}")
+    return np.outer(taps, taps)
+
+
+def _resize_step(op):
+    """``("up" | "down", factor, kernel)`` of a resize layer SDR pairs across, else None."""
+    layer = op.operation
+    if isinstance(layer, keras.layers.UpSampling2D):
+        size = tuple(layer.size)
+        if size[0] != size[1] or layer.interpolation not in INTERPOLATIONS or getattr(
+                layer, "data_format", "channels_last") != "channels_last":
+            return None
+        return "up", size[0], interpolation_kernel(layer.interpolation, size[0])
+    if isinstance(layer, keras.layers.AveragePooling2D):
+        pool, strides = tuple(layer.pool_size), tuple(layer.strides)
+        if pool != strides or pool[0] != pool[1] or layer.data_format != "channels_last":
+            return None
+        return "down", pool[0], np.full(pool, 1.0 / (pool[0] * pool[1]))
+    return None
+
+
+def _resize_problem(op):
+    """Why a resize layer is not paired across (for error messages), or None."""
+    layer = op.operation
+    if isinstance(layer, keras.layers.UpSampling2D) and _resize_step(op) is None:
+        return (f"UpSampling2D size {tuple(layer.size)}, interpolation {layer.interpolation!r}: "
+                f"SDR pairs across square factors with interpolation "
+                f"{' or '.join(INTERPOLATIONS)}")
+    if isinstance(layer, keras.layers.AveragePooling2D) and _resize_step(op) is None:
+        return (f"AveragePooling2D pool {tuple(layer.pool_size)}, strides "
+                f"{tuple(layer.strides)}: SDR pairs across square pools with pool == strides")
+    return None
 
 
 def _is_pass_through(op):
-    return type(op.operation).__name__ in _PASS_THROUGH
+    return type(op.operation).__name__ in _PASS_THROUGH or _resize_step(op) is not None
 
 
 def _layer(model, name):
-    """The layer called once under ``name`` (qualified names reach nested models)."""
-    return flat_graph(model).op_named(name).operation
+    """The layer called under ``name`` (qualified names reach nested models; ``"name:k"`` or a
+    plain name reach a layer called more than once, whose calls share one kernel)."""
+    ops = flat_graph(model).resolve_ops(name)
+    layers = {id(op.operation): op.operation for op in ops}
+    if len(layers) != 1:  # pragma: no cover - one name is one layer
+        raise ValueError(f"{name!r} names {len(layers)} layers in model {model.name!r}")
+    return ops[0].operation
 
 
 def _predecessor_conv(graph, op):
-    """The conv op that alone feeds ``op`` through element-wise layers (or None), and the path.
+    """The conv op that alone feeds ``op`` through element-wise and resize layers (or None),
+    the path walked, and the resize ops passed (nearest first).
 
-    The path names the element-wise ops walked through, nearest first, then whatever stopped the
-    walk (another kind of layer, a model input)."""
+    The path names the ops walked through, nearest first, then whatever stopped the walk
+    (another kind of layer, a model input)."""
     found = graph.preceding(op, kind=_CONVOLUTIONS, through=_is_pass_through)
     path = [graph.name_of(o) for o in found.passed]
-    path += [f"{graph.name_of(o)} ({type(o.operation).__name__})" for o in found.blocked]
+    for o in found.blocked:
+        problem = _resize_problem(o)
+        path.append(f"{graph.name_of(o)} ({problem or type(o.operation).__name__})")
     path += [f"model {graph.specs[tid].description}" for tid in found.inputs]
     if len(found.ops) != 1 or found.blocked or found.inputs:
-        return None, path
-    return found.ops[0], path
+        return None, path, []
+    resizes = [o for o in found.passed if _resize_step(o) is not None]
+    return found.ops[0], path, resizes
+
+
+def _upsampled(kernel, factor):
+    """A 2-D kernel with ``factor - 1`` zeros inserted between its taps."""
+    if factor == 1:
+        return kernel
+    out = np.zeros(((kernel.shape[0] - 1) * factor + 1, (kernel.shape[1] - 1) * factor + 1))
+    out[::factor, ::factor] = kernel
+    return out
+
+
+def _full_convolution(first, second):
+    """Full 2-D convolution of two small kernels."""
+    out = np.zeros((first.shape[0] + second.shape[0] - 1, first.shape[1] + second.shape[1] - 1))
+    for i in range(second.shape[0]):
+        for j in range(second.shape[1]):
+            out[i:i + first.shape[0], j:j + first.shape[1]] += second[i, j] * first
+    return out
+
+
+def _pairing(model, layer_a, layer_b):
+    """``(fine, stride, extra, resizes)``: the fine layer ("a"/"b"), the stride between the two
+    kernels, the 2-D kernel the fine kernel is convolved with (interpolation of the resizes
+    between the layers; ``[[1]]`` when none) and the names of those resizes."""
+    graph = flat_graph(model)
+    first, second = graph.op_named(layer_a), graph.op_named(layer_b)
+    transposed_a, stride_a = _conv_info(first.operation)
+    transposed_b, stride_b = _conv_info(second.operation)
+    parent, passed, resizes = _predecessor_conv(graph, second)
+    if parent is not first:
+        found = graph.name_of(parent) if parent is not None else "no single conv layer"
+        detail = f" (through {', '.join(passed)})" if passed else ""
+        raise ValueError(f"layers {layer_a!r} and {layer_b!r} are not successive convolutions: "
+                         f"{layer_b!r} reads {found}{detail}; only element-wise layers "
+                         f"({', '.join(_PASS_THROUGH)}) and resizes (UpSampling2D "
+                         f"{'/'.join(INTERPOLATIONS)}, AveragePooling2D) may sit between them")
+    # What lies between the two kernels, in the order of the information flow.
+    steps = []
+    if not transposed_a and stride_a > 1:
+        steps.append(("down", stride_a, np.ones((1, 1))))
+    steps += [_resize_step(o) for o in reversed(resizes)]
+    if transposed_b and stride_b > 1:
+        steps.append(("up", stride_b, np.ones((1, 1))))
+    directions = {direction for direction, _, _ in steps}
+    names = [graph.name_of(o) for o in reversed(resizes)]
+    if directions == {"up", "down"}:
+        raise ValueError(f"between {layer_a!r} and {layer_b!r} the signal is both downsampled and "
+                         f"upsampled ({', '.join([layer_a] + names + [layer_b])}): no SDR pairing")
+    extra, rate = np.ones((1, 1)), 1
+    if "up" in directions:
+        # Each step zero-inserts by s, then filters with h. Noble identity:
+        # a ; up s1, h1 ; up s2, h2 ; b == a ; up s1 s2 ; h1^(s2) * h2 * b   (fine: b)
+        for _, factor, kernel in steps:
+            extra = _full_convolution(_upsampled(extra, factor), kernel)
+            rate *= factor
+        return "b", rate, extra, names
+    # Each step filters with h, then keeps every s-th sample. Noble identity:
+    # a ; h1, down s1 ; h2, down s2 ; b == a * h1 * h2^(s1) ; down s1 s2 ; b   (fine: a)
+    for _, factor, kernel in steps:
+        extra = _full_convolution(extra, _upsampled(kernel, rate))
+        rate *= factor
+    if rate == 1 and (transposed_a or transposed_b):
+        return "b", 1, extra, names
+    return "a", rate, extra, names
 
 
 def pair_layout(model, layer_a, layer_b):
@@ -165,67 +301,115 @@ def pair_layout(model, layer_a, layer_b):
 
         pair_layout(dcgan, "g_h3_decon2d", "g_h4_decon2d")     # ("b", "a", 2)
         pair_layout(dcgan_d, "d_h0_conv2d", "d_h1_conv2d")     # ("a", "b", 2)
+        pair_layout(began, "conv1_b", "conv3_a")               # ("b", "a", 2): resize-conv
+
+    A resize between the layers (``UpSampling2D`` nearest or bilinear, ``AveragePooling2D``)
+    counts in the stride; its interpolation kernel joins the fine kernel (:func:`pathway`).
     """
-    graph = flat_graph(model)
-    first, second = graph.op_named(layer_a), graph.op_named(layer_b)
-    transposed_a, stride_a = _conv_info(first.operation)
-    transposed_b, stride_b = _conv_info(second.operation)
-    parent, passed = _predecessor_conv(graph, second)
-    if parent is not first:
-        found = graph.name_of(parent) if parent is not None else "no single conv layer"
-        detail = f" (through {', '.join(passed)})" if passed else ""
-        raise ValueError(f"layers {layer_a!r} and {layer_b!r} are not successive convolutions: "
-                         f"{layer_b!r} reads {found}{detail}; only element-wise layers "
-                         f"({', '.join(_PASS_THROUGH)}) may sit between them")
-    if transposed_b:
-        if not transposed_a and stride_a > 1:
-            raise ValueError(f"{layer_a!r} downsamples and {layer_b!r} upsamples: no SDR pairing")
-        return "b", "a", stride_b
-    if not transposed_a:
-        return "a", "b", stride_a
-    return "b", "a", 1
+    fine, stride, _, _ = _pairing(model, layer_a, layer_b)
+    return fine, "a" if fine == "b" else "b", stride
+
+
+def _kernel_stacks(model, layer_a, layer_b):
+    """``(fine, coarse, stride, fine_is_b)`` kernel stacks: a as [I, M, kh, kw], b as
+    [M, O, kh, kw], the fine one convolved with the resize interpolation kernel."""
+    fine_name, stride, extra, _ = _pairing(model, layer_a, layer_b)
+    a = np.transpose(layer_kernels(model, layer_a).astype(np.float64), (2, 3, 0, 1))
+    b = np.transpose(layer_kernels(model, layer_b).astype(np.float64), (2, 3, 0, 1))
+    if extra.shape != (1, 1):
+        from scipy.signal import convolve
+
+        if fine_name == "b":
+            b = convolve(b, extra[None, None], mode="full", method="direct")
+        else:
+            a = convolve(a, extra[None, None], mode="full", method="direct")
+    return (b, a, stride, True) if fine_name == "b" else (a, b, stride, False)
+
+
+def pathway(model, layer_a, layer_b, i, m, o):
+    """The two 2-D kernels and the stride of one pathway ``i -> m -> o``: ``(fine, coarse, s)``.
+
+        fine, coarse, stride = pathway(generator, "g_h3_decon2d", "g_h4_decon2d", 0, 5, 2)
+        kernel_sdr(fine, coarse, stride) == layer_sdr(generator, ...)[0, 5, 2]
+
+    ``a: i -> m`` and ``b: m -> o``. For a resize-convolution (nearest or bilinear up-sampling
+    by ``s`` then a convolution ``k``) the fine kernel is ``k`` convolved with the
+    interpolation kernel (:func:`interpolation_kernel`) and the stride is ``s``: up-sampling
+    then ``k`` equals zero insertion then that kernel.
+    """
+    fine, coarse, stride, fine_is_b = _kernel_stacks(model, layer_a, layer_b)
+    if fine_is_b:
+        return fine[m, o], coarse[i, m], stride
+    return fine[i, m], coarse[m, o], stride
 
 
 def layer_sdr(model, layer_a, layer_b):
     """SDR of every pathway ``in -> middle -> out`` of two successive conv layers.
 
         rhos = layer_sdr(generator, "g_h3_decon2d", "g_h4_decon2d")   # [64, ... ] see below
+        rhos = layer_sdr(began, "conv1_b", "conv3_a")     # nearest up-sampling between them
 
     ``layer_a`` comes first in the information flow. Returns ``[in channels of a, out channels
     of a, out channels of b]``; entry ``[i, m, o]`` is :func:`kernel_sdr` of the kernels
     ``a: i -> m`` and ``b: m -> o`` with the fine/coarse roles and stride of
-    :func:`pair_layout`. NaN where a kernel is all zero.
+    :func:`pair_layout` (with a resize between them, the fine kernel of :func:`pathway`). Layer
+    names as in :func:`tfcf.split`. NaN where a kernel is all zero.
     """
-    fine_name, _, stride = pair_layout(model, layer_a, layer_b)
-    kernel_a = layer_kernels(_layer(model, layer_a)).astype(np.float64)  # kh kw I M
-    kernel_b = layer_kernels(_layer(model, layer_b)).astype(np.float64)  # kh kw M O
-    a = np.transpose(kernel_a, (2, 3, 0, 1))  # [I, M, kh, kw]
-    b = np.transpose(kernel_b, (2, 3, 0, 1))  # [M, O, kh, kw]
-    if fine_name == "b":
-        rb, ra = _lag_products(b, a, stride)  # rb [M, O, T], ra [I, M, T]
-    else:
-        ra, rb = _lag_products(a, b, stride)
-    numerator = np.einsum("imt,mot->imo", ra, rb, optimize=True)
-    energy = (a ** 2).sum(axis=(2, 3))[:, :, None] * (b ** 2).sum(axis=(2, 3))[None, :, :]
+    numerator, energy = _pathway_products(model, layer_a, layer_b)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(energy > 0, numerator / np.where(energy > 0, energy, 1.0), np.nan)
+
+
+def _pathway_products(model, layer_a, layer_b):
+    """``||f * c^s||^2`` and ``||f||^2 ||c||^2`` of every pathway, each [I, M, O]."""
+    fine, coarse, stride, fine_is_b = _kernel_stacks(model, layer_a, layer_b)
+    r_fine, r_coarse = _lag_products(fine, coarse, stride)
+    if fine_is_b:
+        ra, rb, a, b = r_coarse, r_fine, coarse, fine
+    else:
+        ra, rb, a, b = r_fine, r_coarse, fine, coarse
+    numerator = np.einsum("imt,mot->imo", ra, rb, optimize=True)
+    energy = (a ** 2).sum(axis=(2, 3))[:, :, None] * (b ** 2).sum(axis=(2, 3))[None, :, :]
+    return numerator, energy
 
 
 def conv_pairs(model):
     """Successive (transposed) convolution pairs ``(a, b)`` of a model, in information-flow order.
 
         conv_pairs(dcgan_generator)   # [('g_h1_decon2d', 'g_h2_decon2d'), ..., ('g_h3_..', 'g_h4_..')]
+        conv_pairs(began_generator)   # [('conv1_a', 'conv1_b'), ('conv1_b', 'conv3_a'), ...]
 
-    Layers of nested functional models are included under their qualified names.
+    Layers of nested functional models are included under their qualified names; a pair may
+    have element-wise layers and resizes (:func:`pair_layout`) between its layers. An empty
+    list when the model has none (:func:`model_sdr` says why).
     """
     graph = flat_graph(model)
     pairs = []
     for op in graph.ops:
         if isinstance(op.operation, _CONVOLUTIONS):
-            parent, _ = _predecessor_conv(graph, op)
+            parent, _, _ = _predecessor_conv(graph, op)
             if parent is not None:
                 pairs.append((graph.name_of(parent), graph.name_of(op)))
     return pairs
+
+
+def _checked_pairs(model):
+    """:func:`conv_pairs`, or a ValueError that says why there are none."""
+    pairs = conv_pairs(model)
+    if pairs:
+        return pairs
+    graph = flat_graph(model)
+    convs = [op for op in graph.ops if isinstance(op.operation, _CONVOLUTIONS)]
+    if not convs:
+        kinds = sorted({type(op.operation).__name__ for op in graph.ops})
+        raise ValueError(f"model {model.name!r} has no Conv2D or Conv2DTranspose layer, so no "
+                         f"SDR (its layers: {', '.join(kinds)})")
+    reasons = "; ".join(f"{graph.name_of(op)} reads {', '.join(_predecessor_conv(graph, op)[1])}"
+                        for op in convs)
+    raise ValueError(f"model {model.name!r} has no two successive convolutions: {reasons}. Only "
+                     f"element-wise layers ({', '.join(_PASS_THROUGH)}) and resizes "
+                     f"(UpSampling2D {'/'.join(INTERPOLATIONS)}, AveragePooling2D) may sit "
+                     "between two convolutions of a pair")
 
 
 def model_sdr(model):
@@ -233,8 +417,10 @@ def model_sdr(model):
 
         rhos = model_sdr(discriminator)
         values = np.concatenate([r.ravel() for r in rhos.values()])
+
+    Raises ValueError, saying what stands between the convolutions, when there is no pair.
     """
-    return {pair: layer_sdr(model, *pair) for pair in conv_pairs(model)}
+    return {pair: layer_sdr(model, *pair) for pair in _checked_pairs(model)}
 
 
 def fine_resolution(model, layer_a, layer_b):
@@ -256,33 +442,42 @@ def contribution_energy(model, layer_a, layer_b):
         energy = contribution_energy(generator, "g_h3_decon2d", "g_h4_decon2d")  # [in, mid]
 
     ``||f_mo * c_mi^s||^2`` averaged over the outputs ``o`` of ``layer_b`` (the numerator of
-    :func:`kernel_sdr`, i.e. the energy of the pathway's composite kernel).
+    :func:`kernel_sdr`, i.e. the energy of the pathway's composite kernel; with a resize between
+    the layers, of the composite through its interpolation kernel).
     """
-    rho = layer_sdr(model, layer_a, layer_b)
-    a = layer_kernels(_layer(model, layer_a)).astype(np.float64)
-    b = layer_kernels(_layer(model, layer_b)).astype(np.float64)
-    energy = (a ** 2).sum(axis=(0, 1))[:, :, None] * (b ** 2).sum(axis=(0, 1))[None, :, :]
-    return np.nan_to_num(rho * energy).mean(axis=2)
+    numerator, _ = _pathway_products(model, layer_a, layer_b)
+    return numerator.mean(axis=2)
 
 
 def zero_kernels(model, layer, keep):
-    """A copy of ``model`` whose ``layer`` kernels ``i -> m`` are zero where ``keep[i, m]`` is False.
+    """A model whose ``layer`` kernels ``i -> m`` are zero where ``keep[i, m]`` is False.
 
         pruned = zero_kernels(generator, "g_h3_decon2d", energy > np.median(energy))
+        pruned = zero_kernels(model, "generator/conv2d_1", keep)     # a nested model's layer
+
+    ``layer`` is named as in :func:`tfcf.split`. The result is a clone of ``model`` in which
+    that layer is a new layer with the masked kernel and every other layer is ``model``'s own
+    (shared, weights included; ``model`` itself is unchanged). A layer called more than once
+    (``"shared:0"``) has one kernel: every call gets the mask.
     """
     keep = np.asarray(keep, dtype=bool)
-    original = model.get_layer(layer)
+    original = _layer(model, layer)
+    _conv_info(original)
     transposed = isinstance(original, keras.layers.Conv2DTranspose)
     kernel = np.asarray(original.kernel)
     expected = kernel.shape[2:][::-1] if transposed else kernel.shape[2:]
     if keep.shape != tuple(expected):
         raise ValueError(f"keep has shape {keep.shape}; layer {layer!r} has {expected[0]} "
                          f"inputs x {expected[1]} outputs")
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
+    replacement = type(original).from_config(original.get_config())
+
+    def clone(candidate):
+        return replacement if candidate is original else candidate
+
+    copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
     mask = keep.T if transposed else keep
-    target = copy.get_layer(layer)
-    target.kernel.assign(kernel * mask[None, None].astype(kernel.dtype))
+    replacement.set_weights(original.get_weights())
+    replacement.kernel.assign(kernel * mask[None, None].astype(kernel.dtype))
     return copy
 
 
@@ -401,8 +596,17 @@ def sdr_by_resolution(model):
     """``{resolution: rho values}`` over every successive conv pair of ``model``.
 
         rhos = sdr_by_resolution(generator)      # {16: array, 32: array, 64: array}
+
+    The resolution is the one at which the pair's fine kernel acts (:func:`fine_resolution`).
+    One pair at a resolution gives its ``[in, middle, out]`` array (:func:`layer_sdr`);
+    several pairs at the same resolution give all their values, concatenated (1-D). Raises
+    ValueError, saying why, when the model has no pair.
     """
-    return {fine_resolution(model, a, b): layer_sdr(model, a, b) for a, b in conv_pairs(model)}
+    levels = {}
+    for a, b in _checked_pairs(model):
+        levels.setdefault(fine_resolution(model, a, b), []).append(layer_sdr(model, a, b))
+    return {level: values[0] if len(values) == 1 else
+            np.concatenate([v.ravel() for v in values]) for level, values in levels.items()}
 
 
 def summarize(values):

@@ -7,7 +7,7 @@ Refuses files over 10 MB (the repository's limit per file) and runs without a MO
 Copies are written atomically; the card gains the published file names. ``--checkpoints`` also
 publishes the generator of every checkpoint left in the run (``ckpt-<step>/``, see
 ``tfcf train --keep-every``) as ``<generator stem>.step<step>.weights.h5``, listed in the card under
-``checkpoints`` (step -> file) with their sample grids: ``models.registry`` then loads them as
+``checkpoints`` (step -> file) with their sample grids: ``tfcf.models.registry`` then loads them as
 ``<name>@<step>``.
 """
 
