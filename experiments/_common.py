@@ -62,13 +62,94 @@ def sampling_options(samples=256, pairs=256):
     return decorate
 
 
+_STAGED = {}  # staging folder -> the --outdir it is published to (one CLI process)
+
+
+def _alive(pid):
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def prepare(ctx, outdir, overwrite):
-    """Refuse to overwrite earlier results unless asked; return (outdir, start time)."""
+    """Refuse to overwrite earlier results unless asked; return (staging folder, start time).
+
+    The command writes everything into a hidden staging folder beside ``outdir``; :func:`finish`
+    (or :func:`publish`) moves the files into ``outdir`` and writes ``results.json`` last, after
+    removing the previous run's ``results.json``. So a folder with ``results.json`` always holds
+    one complete run: a command killed during ``--overwrite`` leaves the previous run untouched
+    (or, if killed while publishing, no ``results.json``). The staging folder of a command that
+    fails is removed.
+    """
+    import os
+    import shutil
+    import tempfile
+
     outdir = Path(outdir)
     results = outdir / "results.json"
     if results.exists() and not overwrite:
         ctx.fail(f"{results} exists: choose another --outdir or pass --overwrite")
-    return outdir, time.time()
+    if outdir.exists() and not outdir.is_dir():
+        ctx.fail(f"--outdir {outdir} is a file, not a folder")
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    name = outdir.resolve().name
+    for leftover in outdir.parent.glob(f".{name}.partial-*"):  # of killed runs (pid not alive)
+        pid = leftover.name.rsplit(".partial-", 1)[1].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.partial-{os.getpid()}-", dir=outdir.parent))
+    _STAGED[staging] = outdir
+
+    def discard():
+        if staging in _STAGED:
+            del _STAGED[staging]
+            shutil.rmtree(staging, ignore_errors=True)
+
+    ctx.call_on_close(discard)
+    return staging, time.time()
+
+
+def publish(staging, payload):
+    """Write ``payload`` as results.json and move the staged run into its --outdir; returns the
+    path of results.json. Files of the previous run listed in its results.json and not made by
+    this one are removed."""
+    import json
+    import os
+    import shutil
+
+    from tfcf.io import save_json
+
+    outdir = _STAGED.pop(staging, None)
+    if outdir is None:  # not staged (a library caller): write in place
+        return save_json(Path(staging) / "results.json", payload)
+    outdir.mkdir(parents=True, exist_ok=True)
+    previous = outdir / "results.json"
+    stale = []
+    if previous.exists():
+        try:
+            stale = list(json.loads(previous.read_text()).get("files", []))
+        except (ValueError, OSError):
+            stale = []
+        previous.unlink()
+    new = {item.name for item in staging.iterdir()}
+    for name in stale:
+        target = outdir / str(name)
+        if str(name) not in new and target.is_file() and target.parent == outdir:
+            target.unlink()
+    for item in sorted(staging.iterdir()):
+        target = outdir / item.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        os.replace(item, target)
+    results = save_json(outdir / "results.json", payload)
+    shutil.rmtree(staging, ignore_errors=True)
+    return results
 
 
 def load_spec(ctx, model_name, weights, layer):
@@ -122,6 +203,7 @@ def finish(outdir, started, seed, params, payload):
     from tfcf.io import run_metadata, save_json
 
     payload["run"] = run_metadata(seed, params, started=started)
-    path = save_json(outdir / "results.json", payload)
-    step(f"wrote {outdir} ({payload['run']['run_time_s']} s)")
+    final = _STAGED.get(Path(outdir), outdir)
+    path = publish(Path(outdir), payload)
+    step(f"wrote {final} ({payload['run']['run_time_s']} s)")
     return path

@@ -12,6 +12,7 @@ from tfcf.experiments._common import (
     model_options,
     outdir_options,
     prepare,
+    publish,
     sampling_options,
     step,
 )
@@ -52,7 +53,7 @@ def demo(ctx, model_name, weights, layer, examples, blocks, samples, pairs, k, r
     import tfcf
     from tfcf.experiments.modules_figures import module_hybrids, save_hybrids, cluster_live
     from tfcf.effects import causal_effect_magnitude
-    from tfcf.io import run_metadata, save_figure, save_json
+    from tfcf.io import run_metadata, save_figure
     from tfcf.plots import (
         cluster_figure,
         image_grid,
@@ -125,7 +126,6 @@ def demo(ctx, model_name, weights, layer, examples, blocks, samples, pairs, k, r
         "Spectral dependency ratio of successive layers' kernels")), outdir / "sdr.png")
 
     np.save(outdir / "influence_maps.npy", maps)
-    results = outdir / "results.json"
     payload = {
         "command": "tfcf demo",
         "generator": spec.description or spec.name,
@@ -150,8 +150,8 @@ def demo(ctx, model_name, weights, layer, examples, blocks, samples, pairs, k, r
                             started=started),
     }
     demo_report(payload, outdir, spec, stability).write(outdir / "report.html")
-    save_json(results, payload)
-    step(f"wrote {outdir / 'report.html'}, the figures and {results.name}")
+    results = publish(outdir, payload)
+    step(f"wrote {results.parent / 'report.html'}, the figures and {results.name}")
 
 
 def demo_report(results, outdir, spec, stability):

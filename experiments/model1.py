@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from tfcf.experiments._common import cli_errors, outdir_options, prepare, step
+from tfcf.experiments._common import cli_errors, outdir_options, prepare, publish, step
 
 PIPELINES = {
     # name: (window, percentile) of the thresholding before NMF
@@ -54,7 +54,7 @@ def model1(ctx, draws, num_modules, units, size, overlap, samples, pairs, outdir
 
     import tfcf
     from tfcf.models import toy
-    from tfcf.io import run_metadata, save_figure, save_json
+    from tfcf.io import run_metadata, save_figure
     from tfcf.plots import model1_figure
 
     step(f"[1/2] {draws} draws of Model 1 (K={num_modules}, n={units}, {size}x{size} image)")
@@ -86,7 +86,7 @@ def model1(ctx, draws, num_modules, units, size, overlap, samples, pairs, outdir
     summary = {name: {"ari": values, "mean": float(np.mean(values)),
                       "fraction_exact": float(np.mean(np.isclose(values, 1.0)))}
                for name, values in scores.items()}
-    save_json(outdir / "results.json", {
+    publish(outdir, {
         "figure": "ICLR 2020 Prop. 3 (Model 1)",
         "adjusted_rand_index": summary,
         "files": ["model1.png"],

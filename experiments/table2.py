@@ -19,6 +19,7 @@ from tfcf.experiments._common import (
     model_options,
     outdir_options,
     prepare,
+    publish,
     sampling_options,
     step,
 )
@@ -201,7 +202,7 @@ def table2(ctx, model_name, weights, layer, samples, pairs, real_path, k, num_im
     params = {"model": model_name, "weights": weights, "layer": spec.layer, "samples": samples, "pairs": pairs,
               "k": k, "num_images": num_images, "real": str(real_path), "extractor": network.identity,
               "fd_method": fd_method, "batch_size": batch_size}
-    path = save_json(outdir / "results.json", {
+    path = publish(outdir, {
         "table": "ICLR 2020 Table 2",
         "generator": spec.description,
         "real_data": f"{real_path} ({len(real)} images, resized to {resolution}x{resolution})",
@@ -222,4 +223,4 @@ def table2(ctx, model_name, weights, layer, samples, pairs, real_path, k, num_im
     })
     step(f"FID(R, G) = {normaliser:.2f}; hybrids to G: {', '.join(f'{v:.3f}' for v in hybrid_to_g)} "
          f"(paper 0.036-0.097)")
-    step(f"wrote {outdir} ({path.name})")
+    step(f"wrote {path.parent} ({path.name})")

@@ -28,6 +28,51 @@ import numpy as np
 GENERATORS = ("face_dcgan", "<committed>[@<step>]", "dcgan:<preset>", "vae:<preset>",
               "began:<preset>", "<file>.keras")
 WEIGHTS_ROOT = Path(__file__).resolve().parent / "weights"
+WEIGHTS_ENVIRONMENT = "TFCF_WEIGHTS_DIR"
+
+
+def weights_root():
+    """Where the committed trained models are looked for: ``$TFCF_WEIGHTS_DIR``, else the
+    ``weights/`` folder shipped inside the installed package (``tfcf/models/weights``).
+
+        weights_root() / "dcgan_paper_celeba_faces" / "MODEL_CARD.json"
+    """
+    import os
+
+    configured = os.environ.get(WEIGHTS_ENVIRONMENT)
+    return Path(configured) if configured else WEIGHTS_ROOT
+
+
+def _short(error):
+    """The first line of an error message, cut to 300 characters (no dumped arrays)."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"{type(error).__name__}: {text[:300]}"
+
+
+def load_weights_file(model, path, expected):
+    """Load a Keras ``.weights.h5`` (or tensorlayer ``.npz``) file into ``model``, or raise a
+    one-paragraph ValueError naming the file and what was expected.
+
+        load_weights_file(model, "g.weights.h5", "the dcgan:paper_celeba generator")
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no weights file at {path} (expected {expected})")
+    try:
+        if path.suffix == ".npz":
+            from tfcf.models.tensorlayer_io import load_tensorlayer_npz
+
+            load_tensorlayer_npz(model, path)
+            return
+        if not path.name.endswith(".weights.h5"):
+            raise ValueError("Keras 3 weights files end in .weights.h5")
+        model.load_weights(path)
+    except Exception as error:  # noqa: BLE001 - h5py, Keras and numpy raise many kinds
+        shapes = ", ".join(str(tuple(w.shape)) for w in model.weights[:3])
+        raise ValueError(
+            f"cannot load the weights file {path} ({_short(error)}). Expected {expected}: a Keras "
+            f".weights.h5 file (or a tensorlayer .npz checkpoint) holding {len(model.weights)} "
+            f"arrays for the model {model.name!r}, the first of shapes {shapes}.") from None
 
 
 @dataclasses.dataclass
@@ -138,15 +183,7 @@ def _load_weights(model, weights, name):
             f"generator {name!r} needs --weights: a Keras .weights.h5 file or a tensorlayer .npz "
             "checkpoint of that architecture (an untrained network has no modules to find)"
         )
-    path = Path(weights)
-    if not path.is_file():
-        raise FileNotFoundError(f"no weights file at {path}")
-    if path.suffix == ".npz":
-        from tfcf.models.tensorlayer_io import load_tensorlayer_npz
-
-        load_tensorlayer_npz(model, path)
-    else:
-        model.load_weights(path)
+    load_weights_file(model, weights, f"weights of the {name} architecture")
 
 
 def committed_models(root=None):
@@ -159,11 +196,22 @@ def committed_models(root=None):
     """
     import json
 
-    root = Path(root) if root is not None else WEIGHTS_ROOT
+    root = Path(root) if root is not None else weights_root()
     cards = {}
     for path in sorted(root.glob("*/MODEL_CARD.json")):
         cards[path.parent.name] = json.loads(path.read_text())
     return cards
+
+
+def _committed_listing():
+    """The committed models' names, or where they were looked for and how to get them."""
+    names = sorted(committed_models())
+    if names:
+        return ", ".join(names)
+    return (f"none were found in {weights_root()} (${WEIGHTS_ENVIRONMENT}, else the package's "
+            "tfcf/models/weights). They ship with tfcf: install it from its repository "
+            "(`pip install <checkout>` or the wheel built from it), or point "
+            f"${WEIGHTS_ENVIRONMENT} at a copy of the repository's models/weights folder")
 
 
 def _split_committed(name):
@@ -197,7 +245,8 @@ def _family_spec(name, family, preset, model, description):
 def _committed_spec(folder, card, step):
     model = build_network(card["family"], card["preset"], dropout=card.get("dropout"))
     file = card["generator_weights"] if step is None else card["checkpoints"][str(step)]
-    model.load_weights(WEIGHTS_ROOT / folder / file)
+    load_weights_file(model, weights_root() / folder / file,
+                      f"the committed {card['family']}:{card['preset']} generator")
     description = (f"{card['family']} {card['preset']} trained by tfcf on {card['data']} for "
                    f"{card['steps'] if step is None else step} steps (models/weights/{folder})")
     return _family_spec(folder if step is None else f"{folder}@{step}", card["family"],
@@ -239,13 +288,17 @@ def load_generator(name, layer=None, weights=None):
         path = Path(name)
         if not path.is_file():
             raise FileNotFoundError(f"no Keras model file at {path}")
-        model = keras.saving.load_model(path, compile=False)
+        try:
+            model = keras.saving.load_model(path, compile=False)
+        except Exception as error:  # noqa: BLE001
+            raise ValueError(f"cannot load the Keras model file {path} ({_short(error)}); "
+                             "expected a model saved with model.save('<name>.keras')") from None
         if layer is None:
             raise ValueError(f"a model loaded from {path} needs --layer (a layer name of it)")
         spec = GeneratorSpec(path.stem, model, layer, description=f"Keras model file {path}")
     else:
         raise ValueError(f"unknown generator {name!r}: valid names are {list(GENERATORS)}; "
-                         f"committed: {sorted(committed_models()) or 'none'}")
+                         f"committed: {_committed_listing()}")
     if layer is not None:
         spec.layer = layer
     return spec
@@ -273,7 +326,8 @@ def load_inverse_network(name, weights=None):
         if step is not None or key not in card:
             raise ValueError(f"{name!r}: only the final {role} of a committed model is published")
         model = build_network(card["family"], card["preset"], part="inverse")
-        model.load_weights(WEIGHTS_ROOT / folder / card[key])
+        load_weights_file(model, weights_root() / folder / card[key],
+                          f"the committed {card['family']}:{card['preset']} {role}")
         return model
     if family in ("dcgan", "vae") and ":" in name:  # BEGAN's: as a committed model only
         preset = preset or next(iter(FAMILIES[family].module.PRESETS))
@@ -285,6 +339,10 @@ def load_inverse_network(name, weights=None):
 
         if not Path(name).is_file():
             raise FileNotFoundError(f"no Keras model file at {name}")
-        return keras.saving.load_model(name, compile=False)
+        try:
+            return keras.saving.load_model(name, compile=False)
+        except Exception as error:  # noqa: BLE001
+            raise ValueError(f"cannot load the Keras model file {name} ({_short(error)}); "
+                             "expected a model saved with model.save('<name>.keras')") from None
     raise ValueError(f"unknown discriminator/encoder {name!r}: valid names are "
                      f"{list(INVERSE_NETWORKS)}")

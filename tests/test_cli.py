@@ -85,3 +85,68 @@ def test_demo_default_model_reduced(tmp_path):
     page = (outdir / "report.html").read_text()
     assert "the modules of face_dcgan" in page and page.count("data:image/png;base64,") == 7
     assert results["sdr"]["64"]["count"] == 64 * 3 * 128  # main.9 -> main.12 pathways
+
+
+def _model1(outdir, *extra):
+    from tfcf.experiments.cli import main
+
+    return CliRunner().invoke(main, ["model1", "--draws", "1", "--size", "8", "--units", "2",
+                                     "--samples", "16", "--pairs", "16", "--outdir", str(outdir),
+                                     *extra])
+
+
+def test_a_failed_overwrite_leaves_the_previous_run_whole(tmp_path, monkeypatch):
+    """Everything is staged beside --outdir: a run that dies before publishing changes nothing."""
+    import json
+
+    from tfcf.experiments import _common
+
+    outdir = tmp_path / "model1"
+    assert _model1(outdir).exit_code == 0
+    before = {p.name: p.read_bytes() for p in outdir.iterdir()}
+    assert json.loads(before["results.json"])["run"]["seed"] == 0
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # the process dies after writing its figures, before publishing
+
+    monkeypatch.setattr(_common, "publish", killed)
+    import tfcf.experiments.model1 as model1
+
+    monkeypatch.setattr(model1, "publish", killed)
+    result = _model1(outdir, "--overwrite", "--seed", "1")
+    assert result.exit_code != 0
+    assert {p.name: p.read_bytes() for p in outdir.iterdir()} == before
+    assert not list(tmp_path.glob(".model1.partial-*"))     # the failed run's staging is gone
+    monkeypatch.undo()
+    assert _model1(outdir, "--overwrite", "--seed", "1").exit_code == 0
+    assert json.loads((outdir / "results.json").read_text())["run"]["seed"] == 1
+    assert sorted(p.name for p in outdir.iterdir()) == sorted(before)
+
+
+def test_publish_removes_the_previous_results_first_and_stale_files(tmp_path):
+    import json
+
+    from tfcf.experiments import _common
+
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    (outdir / "results.json").write_text(json.dumps({"files": ["old.png", "kept.png"]}))
+    (outdir / "old.png").write_bytes(b"old")
+    (outdir / "kept.png").write_bytes(b"old")
+    (outdir / "notes.txt").write_text("the user's own file")
+    staging = tmp_path / ".out.partial-1-x"
+    staging.mkdir()
+    (staging / "kept.png").write_bytes(b"new")
+    _common._STAGED[staging] = outdir
+    path = _common.publish(staging, {"files": ["kept.png"]})
+    assert path == outdir / "results.json" and not staging.exists()
+    assert sorted(p.name for p in outdir.iterdir()) == ["kept.png", "notes.txt", "results.json"]
+    assert (outdir / "kept.png").read_bytes() == b"new"
+
+
+def test_leftover_staging_of_a_dead_process_is_cleaned(tmp_path):
+    leftover = tmp_path / ".model1.partial-999999999-abc"
+    leftover.mkdir()
+    (leftover / "model1.png").write_bytes(b"partial")
+    assert _model1(tmp_path / "model1").exit_code == 0
+    assert not leftover.exists()

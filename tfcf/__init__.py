@@ -6,7 +6,7 @@
 """
 
 from tfcf.influence import individual_influence, influence_maps
-from tfcf.modules import Clustering, Stability, cluster, stability
+from tfcf.modules import Clustering, Stability, cluster, live_channels, stability
 from tfcf.intervene import (
     Intervention,
     SetChannels,
@@ -24,6 +24,7 @@ __all__ = [
     "Clustering",
     "Stability",
     "cluster",
+    "live_channels",
     "stability",
     "Intervention",
     "SetChannels",

@@ -134,7 +134,9 @@ def _as_functional(model):
         return model
     found = functional_submodels(model) if isinstance(model, keras.Model) else []
     if found:
-        attribute, sub = found[0]
+        generative = [entry for entry in found
+                      if any(word in entry[0].lower() for word in ("dec", "gen", "synth"))]
+        attribute, sub = (generative or found)[0]
         layers = [layer.name for layer in getattr(sub, "layers", [])
                   if not isinstance(layer, keras.layers.InputLayer)]
         example = layers[len(layers) // 2] if layers else "<layer name>"
