@@ -91,7 +91,7 @@ def test_fig14_entropies_and_table3(settings, hybrids, mini_classifier, tmp_path
 def test_missing_module_fails_with_the_folder_to_fill(monkeypatch, tmp_path):
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("TFCF_OFFLINE", "1")
-    result = invoke(["fig5", "--outdir", tmp_path / "out"], code=1)
+    result = invoke(["fig5", "--outdir", tmp_path / "out"], code=2)
     assert "biggan-deep-256/1" in result.output and str(tmp_path) in result.output
     result = invoke(["fig5", "--blocks", "four", "--outdir", tmp_path / "out"], code=2)
     assert "Gblocks are comma-separated integers" in result.output

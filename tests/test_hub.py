@@ -135,6 +135,34 @@ def test_gblock_modules_partition_both_layers(biggan, latents):
                                 [z[2:4], y[2:4]]), atol=1e-6)
 
 
+def test_gblock_modules_bound_the_hybrids_per_call(biggan, latents, monkeypatch):
+    """At 256 px a hybrid needs ~100 MB downstream (full-size replica, tools/biggan_replica.py):
+    influence_maps' default of 256 per call would peak at ~30 GB. The BigGAN helpers pass
+    their own batch_size, 32 by default."""
+    import inspect
+
+    import tfcf.influence
+    from tfcf.biggan import HYBRID_BATCH, cross_class_hybrids, cross_hybrids, gblock_modules
+
+    class Stop(Exception):
+        pass
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["batch_size"])
+        raise Stop
+
+    z, y = latents
+    seen = []
+    monkeypatch.setattr(tfcf.influence, "influence_maps", spy)
+    for batch_size in (5, None):
+        with pytest.raises(Stop):
+            gblock_modules(biggan.keras_model(1, 0.5), z, y, k=2, num_pairs=6, progress=False,
+                           **({"batch_size": batch_size} if batch_size else {}))
+    assert seen == [5, HYBRID_BATCH] and HYBRID_BATCH == 32
+    for function in (gblock_modules, cross_hybrids, cross_class_hybrids):
+        assert inspect.signature(function).parameters["batch_size"].default == HYBRID_BATCH
+
+
 def test_latents_are_truncated_and_class_major(biggan):
     z, y = biggan.latents(["koala", "teddy bear"], num=50, truncation=0.4, seed=1)
     assert z.shape == (100, 128) and np.abs(z).max() <= 0.8 + 1e-6 and z.std() > 0.2

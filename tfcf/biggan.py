@@ -20,7 +20,10 @@ from 0: Gblock ``n`` is scope ``GBlock_n`` (``GBlock`` for 0), so the paper's "G
 ("the 7th Gblock"), use ``block=n - 1``. Each Gblock is BN-ReLU-conv0 (1x1, channels / 4) ->
 BN-ReLU-[upsample]-conv1 (3x3) -> BN-ReLU-conv2 (3x3) -> BN-ReLU-conv3 (1x1), plus the skip
 connection; "the two successive convolution layers" intervened on are conv1 and conv2 (the
-3x3 pair), and the cut tensors are their outputs (after the bias).
+3x3 pair), and the cut tensors are their outputs (after the bias). A public dump of the
+module's graph puts the forward ops in name scope ``Generator_1`` (the variables are in
+``Generator``), a bias being an ``add_<n>`` after the spectral-norm ops of its scope;
+tests/test_biggan_replica.py cuts a full-size replica built so (tools/biggan_replica.py).
 
 Both samples of a hybrid share one truncation: it is baked into :meth:`BigGAN.keras_model`,
 whose inputs are z and y only. Hybrids keep the base sample's z and y for everything
@@ -36,7 +39,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tfcf.hub import Untracked, resolve
+from tfcf.hub import ModuleUnreadable, Untracked, load, resolve
 from tfcf.imagenet import class_id
 
 __all__ = ["BIGGAN_HANDLES", "BigGAN", "cross_class_hybrids", "cross_hybrids", "gblock_modules",
@@ -48,6 +51,8 @@ BIGGAN_HANDLES = {
     512: "https://tfhub.dev/deepmind/biggan-deep-512/1",
 }
 
+# Hybrids per downstream call: ~100 MB each at 256 px (see gblock_modules).
+HYBRID_BATCH = 32
 _CONV = re.compile(r"(?:^|/)Generator(?:_\d+)?/GBlock(?:_(\d+))?/conv(\d+)(?:_\d+)?/")
 _BIAS_OPS = ("BiasAdd", "Add", "AddV2")
 
@@ -118,12 +123,13 @@ class BigGAN:
         if keras.backend.backend() != "tensorflow":
             raise RuntimeError("TF-Hub modules run under KERAS_BACKEND=tensorflow only; this "
                                f"process uses {keras.backend.backend()!r}")
-        import tensorflow_hub as hub
-
         self.handle = str(handle)
         self.path = resolve(self.handle, offline=offline)
-        self.hub_module = hub.load(str(self.path))
-        inputs, self.output_name = _signature_tensors(self.path)
+        self.hub_module = load(self.path)
+        try:
+            inputs, self.output_name = _signature_tensors(self.path)
+        except Exception as error:  # noqa: BLE001 - a protobuf DecodeError, a missing signature
+            raise ModuleUnreadable(self.path, error) from None
         missing = {"z", "y", "truncation"} - set(inputs)
         if missing:
             raise ValueError(f"{self.handle}: signature 'default' lacks inputs {sorted(missing)}; "
@@ -167,7 +173,7 @@ class BigGAN:
     def conv_tensor(self, block, conv):
         """The graph tensor name of conv layer ``conv`` (0..3) of Gblock ``block``.
 
-            biggan.conv_tensor(5, 1)      # 'Generator/GBlock_5/conv1/BiasAdd:0'
+            biggan.conv_tensor(5, 1)      # 'Generator_1/GBlock_5/conv1/add_<n>:0', its bias
         """
         key = (int(block), int(conv))
         if key not in self._convs:
@@ -272,7 +278,8 @@ def load_biggan(handle=BIGGAN_HANDLES[256], offline=None):
     return BigGAN(handle, offline=offline)
 
 
-def gblock_modules(model, z, y, k=3, num_pairs=None, seed=0, progress=True):
+def gblock_modules(model, z, y, k=3, num_pairs=None, seed=0, batch_size=HYBRID_BATCH,
+                   progress=True):
     """Modules of a Gblock's two cut convs: elementary maps of each, one NMF clustering of both.
 
         model = biggan.keras_model(block=5, truncation=0.4)
@@ -283,6 +290,9 @@ def gblock_modules(model, z, y, k=3, num_pairs=None, seed=0, progress=True):
     Each elementary map is computed with :func:`tfcf.influence_maps` over pairs drawn from
     (z, y); the live maps of all cut layers are stacked and clustered once with
     :func:`tfcf.cluster` (the two-layer procedure of the paper's BEGAN and BigGAN figures).
+    ``batch_size`` hybrids go through the downstream part at once: at 256 px each needs about
+    100 MB (measured on a full-size replica of biggan-deep-256, tools/biggan_replica.py): the
+    default 32 peaks at 6.6 GB of memory in all, influence_maps' own default (256) at ~30 GB.
     Returns ``modules`` (k lists, each one channel list per cut layer), the clustering, the
     stacked live maps and their ``"layer:channel"`` names.
     """
@@ -291,7 +301,7 @@ def gblock_modules(model, z, y, k=3, num_pairs=None, seed=0, progress=True):
 
     layers = list(model.cut_layers)
     per_layer = [influence_maps(model, layer, [z, y], num_pairs=num_pairs, seed=seed,
-                                progress=progress) for layer in layers]
+                                batch_size=batch_size, progress=progress) for layer in layers]
     offsets = np.cumsum([0] + [len(m) for m in per_layer])
     stacked = np.concatenate(per_layer)
     live = live_channels(stacked)
@@ -306,7 +316,7 @@ def gblock_modules(model, z, y, k=3, num_pairs=None, seed=0, progress=True):
     return modules, clustering, stacked[live], names
 
 
-def cross_hybrids(model, modules, base, source, batch_size=16):
+def cross_hybrids(model, modules, base, source, batch_size=HYBRID_BATCH):
     """Hybrids per module: base samples with the module's channels taken from source samples.
 
         hybrids = cross_hybrids(model, modules, [z_koala, y_koala], [z_teddy, y_teddy])
@@ -333,7 +343,7 @@ def saved_model_digest(path):
 
 
 def cross_class_hybrids(biggan, pair, blocks, truncation=0.5, k=3, samples=64, pairs=64,
-                        examples=8, seed=0, report=None):
+                        examples=8, seed=0, report=None, batch_size=HYBRID_BATCH):
     """The cross-class hybrid set of the ICLR 2020 BigGAN figures, cached on disk.
 
         data = cross_class_hybrids(load_biggan(), ("koala", "teddy"), blocks=[4, 5])
@@ -346,7 +356,9 @@ def cross_class_hybrids(biggan, pair, blocks, truncation=0.5, k=3, samples=64, p
     (class A samples with a module from class B samples) and ``ba_<block>``. Also
     ``originals_a``/``originals_b``, ``ids``, ``maps_<block>`` and ``names_<block>``. The set
     is cached in ``<tfcf cache>/biggan/`` (:mod:`tfcf.cache`), keyed by the module file's digest
-    and every argument. ``report(text)`` receives progress lines.
+    and every argument but ``batch_size`` (hybrids per downstream call, see
+    :func:`gblock_modules`; it bounds the memory, not the result). ``report(text)`` receives
+    progress lines.
     """
     import json
 
@@ -374,12 +386,13 @@ def cross_class_hybrids(biggan, pair, blocks, truncation=0.5, k=3, samples=64, p
             report(f"[{position + 1}/{len(blocks)}] Gblock {block}: influence maps of conv1 and "
                    f"conv2, {k} NMF modules, hybrids")
             model = biggan.keras_model(block, truncation)
-            found, _, maps, names = gblock_modules(model, z, y, k=k, num_pairs=pairs, seed=seed)
+            found, _, maps, names = gblock_modules(model, z, y, k=k, num_pairs=pairs, seed=seed,
+                                                   batch_size=batch_size)
             modules[str(block)] = found
             data[f"maps_{block}"] = maps
             data[f"names_{block}"] = np.array(names)
-            data[f"ab_{block}"] = cross_hybrids(model, found, [za, ya], [zb, yb])
-            data[f"ba_{block}"] = cross_hybrids(model, found, [zb, yb], [za, ya])
+            data[f"ab_{block}"] = cross_hybrids(model, found, [za, ya], [zb, yb], batch_size)
+            data[f"ba_{block}"] = cross_hybrids(model, found, [zb, yb], [za, ya], batch_size)
         data["modules"] = np.array(json.dumps(modules))
         return data
 

@@ -21,12 +21,23 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["ModuleNotAvailable", "Untracked", "cache_folder", "cache_root", "is_available", "load",
+__all__ = ["ModuleNotAvailable", "ModuleUnreadable", "Untracked", "cache_folder", "cache_root", "is_available", "load",
            "resolve"]
 
 
 class ModuleNotAvailable(FileNotFoundError):
     """A TF-Hub module is neither a local folder, nor cached, nor downloadable."""
+
+
+class ModuleUnreadable(ValueError):
+    """A module folder exists but its saved model cannot be read (truncated, another format)."""
+
+    def __init__(self, path, error):
+        text = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+        super().__init__(
+            f"cannot load the TF-Hub module in {path} ({type(error).__name__}: {text}); expected "
+            "the unpacked module folder as TF-Hub serves it (saved_model.pb or tfhub_module.pb, "
+            "and variables/): unpack it again")
 
 
 class Untracked:
@@ -116,7 +127,14 @@ def load(handle, offline=None):
 
         module = load("https://tfhub.dev/tensorflow/tfgan/eval/inception/1")
         outputs = module(images)                   # {"pool_3": ..., "logits": ...}
+
+    A folder that holds a ``saved_model.pb`` but cannot be loaded raises
+    :class:`ModuleUnreadable` naming it.
     """
     import tensorflow_hub as hub
 
-    return hub.load(str(resolve(handle, offline=offline)))
+    path = resolve(handle, offline=offline)
+    try:
+        return hub.load(str(path))
+    except Exception as error:  # noqa: BLE001 - protobuf, TF and hub raise many kinds
+        raise ModuleUnreadable(path, error) from None

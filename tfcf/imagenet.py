@@ -20,7 +20,7 @@ from importlib import resources
 import keras
 import numpy as np
 
-from tfcf.hub import Untracked, resolve
+from tfcf.hub import Untracked, load
 
 __all__ = ["CLASSIFIERS", "Classifier", "HubClassifier", "class_id", "class_name",
            "class_names", "load_classifier"]
@@ -181,7 +181,5 @@ def load_classifier(name, handle=None, value_range=(-1.0, 1.0), offline=None):
         raise ValueError(f"unknown classifier {name!r}; valid: {', '.join(CLASSIFIERS)}")
     default_handle, size = CLASSIFIERS[name]
     handle = str(handle or default_handle)
-    import tensorflow_hub as hub
-
-    module = hub.load(str(resolve(handle, offline=offline)))
+    module = load(handle, offline=offline)
     return Classifier(name, handle, size, HubClassifier(module, size, value_range, name=name))
