@@ -7,7 +7,8 @@
 For each number of clusters k, the elementary influence maps are clustered into k modules
 (:func:`tfcf.cluster`; k = 1 is the whole layer), the influence map of each module is estimated
 with :func:`tfcf.influence_maps` on the same pairs, and its individual influence (mean over pixels)
-is recorded with the module's size.
+is recorded with the module's size. The module maps of all k come from one call, so the model
+runs once per sample for all of them, and each module hybrid goes through the linear shortcut.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def causal_effect_magnitude(model, at, z, maps, ks=(1, 2, 3, 4, 5, 6), method="n
     if len(channels) != len(maps):
         raise ValueError(f"{len(channels)} channel indices for {len(maps)} maps")
     live = channels[np.asarray(maps).reshape(len(maps), -1).any(axis=1)]
-    mean_influence, module_k, sizes, influences = [], [], [], []
+    per_k = []
     for k in ks:
         if k == 1:
             modules = [live.tolist()]
@@ -54,11 +55,20 @@ def causal_effect_magnitude(model, at, z, maps, ks=(1, 2, 3, 4, 5, 6), method="n
                                  seed=seed, channels=channels)
             modules = [clustering.members(j).tolist() for j in range(k)]
             modules = [m for m in modules if m]
-        module_maps = influence_maps(model, at, z, channels=modules, num_pairs=num_pairs,
-                                     seed=seed, batch_size=batch_size, progress=progress)
-        values = individual_influence(module_maps)
-        mean_influence.append(float(values.mean()))
-        for module, value in zip(modules, values):
+        per_k.append(modules)
+    # every module of every k in one call: the model runs once per sample for all of them, and
+    # each module hybrid goes through the linear shortcut (tfcf.influence_maps)
+    every = [module for modules in per_k for module in modules]
+    values = individual_influence(influence_maps(model, at, z, channels=every,
+                                                 num_pairs=num_pairs, seed=seed,
+                                                 batch_size=batch_size, progress=progress))
+    mean_influence, module_k, sizes, influences = [], [], [], []
+    start = 0
+    for k, modules in zip(ks, per_k):
+        chunk = values[start:start + len(modules)]
+        start += len(modules)
+        mean_influence.append(float(chunk.mean()))
+        for module, value in zip(modules, chunk):
             module_k.append(k)
             sizes.append(len(module))
             influences.append(float(value))

@@ -196,7 +196,8 @@ class FlatGraph:
         self.specs: dict[int, TensorSpec] = {}
         self._ids = itertools.count()
         # The batch axis: the leading None of the inputs (a model built with a fixed batch size
-        # has it fixed; then the first input's leading size is the batch).
+        # has it fixed; then the first input's leading size is the batch). A tensor lacks it
+        # when it has no axis or its leading size is fixed (and not that batch size).
         leading = [tuple(t.shape)[0] if len(t.shape) else () for t in functional.inputs]
         self._batch_dim = None if None in leading or not leading else leading[0]
         local = {}
@@ -217,7 +218,7 @@ class FlatGraph:
     def _new_tensor(self, tensor, description):
         tid = next(self._ids)
         shape = tuple(tensor.shape)
-        batched = len(shape) > 0 and shape[0] == self._batch_dim
+        batched = len(shape) > 0 and shape[0] in (None, self._batch_dim)
         self.specs[tid] = TensorSpec(shape, str(tensor.dtype), description, batched)
         return tid
 
@@ -612,6 +613,50 @@ class FlatGraph:
         for index in self.ancestors_of(tids):
             if any(t in sources for t in self.ops[index].inputs):
                 return True
+        return False
+
+    def evaluate(self, feeds, wanted=None, call=None):
+        """Run the graph op by op in inference mode: ``{tid: value}`` in, values of ``wanted`` out.
+
+        Example::
+
+            [image] = graph.evaluate({graph.inputs[0]: z})          # == model(z, training=False)
+            values = graph.evaluate({tid: activation}, wanted=graph.outputs,
+                                    call=lambda op, args, kwargs: my_conv(*args))
+
+        ``feeds`` may hold any tensors of the graph (model inputs or internal ones); only the ops
+        needed for ``wanted`` (default: the model outputs) and not already fed are run. ``call``,
+        when given, is asked first for each op: it returns the op's output, or None to let the
+        op's own layer compute it. Meant to run inside a traced/compiled function.
+        """
+        wanted = list(self.outputs if wanted is None else wanted)
+        env = dict(feeds)
+
+        def fill(value):
+            return env[value.tid] if isinstance(value, _TensorSlot) else value
+
+        for index in self.ancestors_of(wanted, stop=list(env)):
+            op = self.ops[index]
+            args = tree.map_structure(fill, op.args)
+            kwargs = tree.map_structure(fill, op.kwargs)
+            if _takes_training(op.operation):
+                kwargs["training"] = False
+            produced = call(op, args, kwargs) if call is not None else None
+            if produced is None:
+                produced = op.operation(*args, **kwargs)
+            for tid, tensor in zip(op.outputs, tree.flatten(produced)):
+                env[tid] = tensor
+        return [env[tid] for tid in wanted]
+
+
+def _takes_training(operation):
+    """True when the layer's ``call`` accepts a ``training`` argument (batch norm, dropout)."""
+    import inspect
+
+    call = getattr(operation, "call", None)
+    try:
+        return call is not None and "training" in inspect.signature(call).parameters
+    except (TypeError, ValueError):
         return False
 
 

@@ -20,38 +20,54 @@ index s_p uniform over the N - 1 other indices, independently for each p, from
 ``numpy.random.default_rng(seed)`` (first all base indices, then all source offsets). The same
 pairs serve every map, so maps are comparable.
 
-How it is computed. The head of the model (:func:`tfcf.split`) runs once per sample; the
-downstream part runs on batches of hybrids that mix many channels and pairs at once, and the
-statistics are accumulated in float64 as the batches stream by (memory does not grow with the
-number of pairs). When the layer after the cut is a linear layer (Dense, Conv2D or
-Conv2DTranspose without activation) read by nothing else, its output for a one-channel hybrid is
-its output for the base sample plus that channel's contribution of the difference
-``source - base``: the downstream work then starts after that layer, which is where most of a
-generator's FLOPs are. ``method="generic"`` turns this off. ``return_record=True`` also returns
-an :class:`InfluenceRecord` saying which way was taken and how the work was batched.
+How it is computed. The model runs once per sample up to the cut (and once more for the original
+outputs); the per-sample values stay on the device, and each compiled step gathers its pairs,
+forms the hybrids of several maps at once, runs them downstream and adds up the statistic, in
+float32 within a block of maps and float64 across blocks (memory does not grow with the number
+of pairs).
+
+The linear shortcut. Copying channels commutes with every channel-wise layer (batch norm,
+elementwise activations, padding, cropping, up-sampling, reshapes that keep the channel axis),
+so the hybrid can be formed at the input of the first layer after the cut that mixes channels:
+a Dense, convolution (grouped too), transposed convolution, depthwise or separable convolution,
+or a Flatten followed by a Dense. That layer is linear, so its output for the hybrid is its
+output for the base sample plus the contribution of the copied channels' differences ``source -
+base``, computed through the kernel rows of those channels only (a module's contribution is the
+sum of its channels'). An elementary hybrid thus skips almost all of that layer, often the
+largest of the generator. The downstream part then runs as compiled code: the elementwise layers
+right after the hybrid fuse with its formation (XLA), and on TensorFlow a transposed convolution
+runs as a convolution over its stride phases (sub-pixel form), which oneDNN computes several
+times faster than TensorFlow's own transposed convolution on a CPU. ``method="generic"`` turns
+the shortcut off; ``return_record=True`` also returns an :class:`InfluenceRecord` saying which way
+was taken and how the work was batched.
+
+Threads. TensorFlow sizes its thread pools to the machine when it starts; processes that share a
+few cores run faster with fewer threads each (``tfcf.influence.set_threads(1)`` before the first
+TensorFlow operation, or ``TF_NUM_INTRAOP_THREADS=1``): tfcf never changes them by itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
+import math
 import time
 import warnings
+import weakref
 
 import keras
 import numpy as np
 
 from tfcf.graph import flat_graph
-from tfcf.io import progress_bar
 from tfcf.intervene import SwapChannels, intervene
+from tfcf.io import progress_bar
 
-__all__ = ["STATISTICS", "InfluenceRecord", "cached_influence_maps", "influence_maps",
-           "individual_influence",
-           "draw_pairs"]
+__all__ = ["METHODS", "STATISTICS", "InfluenceRecord", "cached_influence_maps", "draw_pairs",
+           "individual_influence", "influence_maps", "set_threads", "shortcut_layer"]
 
 STATISTICS = ("mean_abs", "variance")
-_LINEAR = (keras.layers.Dense, keras.layers.Conv2D, keras.layers.Conv2DTranspose,
-           keras.layers.Conv1D, keras.layers.Conv1DTranspose)
+METHODS = ("auto", "generic", "linear")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,12 +77,13 @@ class InfluenceRecord:
     Example::
 
         maps, record = tfcf.influence_maps(generator, "main.8", z, return_record=True)
-        record.method, record.hybrids, record.hybrids / record.seconds   # "linear", ..., rate
+        record.method, record.shortcut, record.hybrids / record.seconds   # "linear", "main.9", rate
 
-    ``method`` is "linear" (the shortcut through the linear layer after the cut), "generic" (the
-    whole downstream part on mixed hybrids) or "intervene" (modules spanning several layers, one
-    map at a time through :func:`tfcf.intervene`). Each downstream call evaluates
-    ``maps_per_step`` maps on ``pairs_per_step`` pairs; ``hybrids = num_maps * num_pairs``.
+    ``method`` is "linear" (hybrids formed after the first channel-mixing layer, named by
+    ``shortcut``), "generic" (hybrids formed at the cut, the whole downstream part run on them) or
+    "intervene" (modules spanning several layers, one map at a time through
+    :func:`tfcf.intervene`). Each downstream call evaluates ``maps_per_step`` maps on
+    ``pairs_per_step`` pairs; ``hybrids = num_maps * num_pairs``.
     """
 
     method: str
@@ -76,6 +93,8 @@ class InfluenceRecord:
     maps_per_step: int
     pairs_per_step: int
     seconds: float
+    shortcut: str | None = None
+    backend: str = ""
 
 
 def draw_pairs(num_samples, num_pairs, seed=0):
@@ -109,18 +128,766 @@ def individual_influence(maps):
     return maps.reshape(len(maps), -1).mean(axis=1)
 
 
-def _compile(function):
-    backend = keras.backend.backend()
+def set_threads(intra_op=None, inter_op=None):
+    """Size TensorFlow's thread pools; call it before the first TensorFlow operation.
+
+    Example::
+
+        tfcf.influence.set_threads(1)        # several tfcf processes sharing two cores
+
+    TensorFlow fixes its pools when its runtime starts, so this raises ``RuntimeError`` once any
+    operation has run. Measured on a 2-core machine (tools/bench.py): one process alone is
+    fastest with the defaults (one thread per core); processes that share the cores, e.g. a
+    training next to an analysis, each run faster with ``intra_op=1``. Other backends: no-op.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    for value, setter in ((intra_op, tf.config.threading.set_intra_op_parallelism_threads),
+                          (inter_op, tf.config.threading.set_inter_op_parallelism_threads)):
+        if value is not None:
+            if int(value) < 0:
+                raise ValueError(f"thread counts must be >= 0 (0: TensorFlow's default), got "
+                                 f"{value}")
+            setter(int(value))
+
+
+# ----------------------------------------------------------------------------- backend helpers
+
+def _backend():
+    return keras.backend.backend()
+
+
+def _compile(function, xla=False):
+    """A compiled version of ``function``: tf.function (XLA when ``xla``), jax.jit, or as is."""
+    backend = _backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(function, jit_compile=False)
+        return tf.function(function, jit_compile=bool(xla))
     if backend == "jax":
         import jax
 
         return jax.jit(function)
     return function
 
+
+def _conv_padded(x, kernel, pads, strides, dilations):
+    """Channels-last convolution (cross-correlation) of ``x`` zero-padded by ``pads``."""
+    if _backend() == "tensorflow" and len(pads) == 2:
+        import tensorflow as tf   # explicit padding, no padded copy of x
+
+        return tf.nn.conv2d(x, kernel, strides=(1,) + tuple(strides) + (1,),
+                            padding=[[0, 0], list(pads[0]), list(pads[1]), [0, 0]],
+                            dilations=(1,) + tuple(dilations) + (1,))
+    if any(p != (0, 0) for p in pads):
+        x = keras.ops.pad(x, [(0, 0)] + [tuple(p) for p in pads] + [(0, 0)])
+    return keras.ops.conv(x, kernel, strides=tuple(strides), padding="valid",
+                          dilation_rate=tuple(dilations))
+
+
+def _depth_to_space(x, blocks):
+    """[B, s_1..s_d, (r_1..r_d, c)] -> [B, s_1*b_1, .., s_d*b_d, c] (TF's DCR order)."""
+    ops = keras.ops
+    spatial = tuple(int(d) for d in x.shape[1:-1])
+    count = len(blocks)
+    channels = int(x.shape[-1]) // math.prod(blocks)
+    x = ops.reshape(x, (-1,) + spatial + tuple(blocks) + (channels,))
+    order = [0] + [a for i in range(count) for a in (1 + i, 1 + count + i)] + [1 + 2 * count]
+    x = ops.transpose(x, order)
+    return ops.reshape(x, (-1,) + tuple(s * b for s, b in zip(spatial, blocks)) + (channels,))
+
+
+# ----------------------------------------------------------------------------- the shortcut
+
+_CHANNEL_MIXING = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D,
+                   keras.layers.Conv3D, keras.layers.Conv1DTranspose,
+                   keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose,
+                   keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D,
+                   keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
+_ELEMENTWISE = (keras.layers.BatchNormalization, keras.layers.ReLU, keras.layers.LeakyReLU,
+                keras.layers.ELU, keras.layers.PReLU, keras.layers.Rescaling,
+                keras.layers.Identity, keras.layers.Dropout, keras.layers.Activation)
+_SPATIAL = (keras.layers.ZeroPadding1D, keras.layers.ZeroPadding2D, keras.layers.ZeroPadding3D,
+            keras.layers.Cropping1D, keras.layers.Cropping2D, keras.layers.Cropping3D,
+            keras.layers.UpSampling1D, keras.layers.UpSampling2D, keras.layers.UpSampling3D)
+_TRANSPOSED = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
+               keras.layers.Conv3DTranspose)
+
+
+def _channels_last(layer):
+    return getattr(layer, "data_format", "channels_last") in (None, "channels_last")
+
+
+def _linear_activation(layer):
+    activation = getattr(layer, "activation", None)
+    return activation is None or getattr(activation, "__name__", None) == "linear"
+
+
+def _elementwise(layer, rank):
+    """True for a layer that acts on each value alone (or per channel, the same at each pixel)."""
+    if not isinstance(layer, _ELEMENTWISE):
+        return False
+    if isinstance(layer, keras.layers.Activation):
+        function = layer.activation
+        name = getattr(function, "__name__", "")
+        try:
+            known = keras.activations.get(name) is function
+        except (ValueError, TypeError):
+            known = False
+        return known and name not in ("softmax", "log_softmax")
+    if isinstance(layer, keras.layers.BatchNormalization):
+        axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
+        return [a % rank for a in axes] == [rank - 1]
+    return True
+
+
+def _channel_preserving(op, graph):
+    """True when channel c of the op's output depends on channel c of its input alone, the same
+    way for every channel: copying channels before it or after it is the same."""
+    layer = op.operation
+    shape_in = graph.specs[op.inputs[0]].shape
+    shape_out = graph.specs[op.outputs[0]].shape
+    if len(op.outputs) != 1 or shape_in[-1] is None or shape_in[-1] != shape_out[-1]:
+        return False
+    if _elementwise(layer, len(shape_in)):
+        return True
+    if isinstance(layer, _SPATIAL):
+        return _channels_last(layer) and getattr(layer, "interpolation", "nearest") in (
+            "nearest", "bilinear")
+    if isinstance(layer, keras.layers.Reshape):
+        return True                        # same last axis: the channel index is kept
+    if isinstance(layer, keras.layers.Permute):
+        return tuple(layer.dims)[-1] == len(shape_in) - 1
+    if isinstance(layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)):
+        return layer.depth_multiplier == 1 and _channels_last(layer) and _linear_activation(
+            layer)
+    return False
+
+
+def _mixing(op, graph):
+    """True for a linear channel-mixing layer the shortcut can restrict to some input channels."""
+    layer = op.operation
+    if not isinstance(layer, _CHANNEL_MIXING) or len(op.inputs) != 1 or len(op.outputs) != 1:
+        return False
+    if not (_channels_last(layer) and _linear_activation(layer)):
+        return False
+    if getattr(layer, "quantization_mode", None) or getattr(layer, "lora_enabled", False):
+        return False
+    shape = graph.specs[op.inputs[0]].shape
+    if any(d is None for d in shape[1:]) or "float32" not in str(
+            getattr(layer, "compute_dtype", "float32")):
+        return False
+    if isinstance(layer, _TRANSPOSED):
+        return all(d == 1 for d in layer.dilation_rate)
+    if isinstance(layer, keras.layers.Dense):
+        return len(shape) >= 2
+    return getattr(layer, "padding", "valid") in ("valid", "same", "causal")
+
+
+def _flattens(op, graph):
+    """A Flatten (or Reshape to one axis) of a channels-last tensor with static shape."""
+    shape = graph.specs[op.inputs[0]].shape
+    out = graph.specs[op.outputs[0]].shape
+    return (isinstance(op.operation, (keras.layers.Flatten, keras.layers.Reshape))
+            and len(out) == 2 and len(shape) > 2 and _channels_last(op.operation)
+            and all(d is not None for d in shape[1:]))
+
+
+@dataclasses.dataclass
+class _Shortcut:
+    """Where the hybrids are formed: channels of ``swap`` copied, then ``op`` (channel mixing)."""
+
+    swap: int                 # tensor id: the mixing layer's input (or the Flatten's input)
+    op: object                # the graph op of the mixing layer
+    flatten: object = None    # the Flatten/Reshape op before a Dense, or None
+    passed: tuple = ()        # names of the channel-wise layers between the cut and ``swap``
+
+
+def _find_shortcut(graph, cut):
+    """The channel-mixing layer reached from tensor ``cut`` through channel-wise layers only."""
+    tid, passed, fallback = cut, [], None
+    while tid not in graph.outputs:
+        readers = graph.consumers(tid)
+        if len(readers) != 1 or readers[0].inputs != [tid]:
+            break
+        op = readers[0]
+        if _mixing(op, graph):
+            shortcut = _Shortcut(tid, op, None, tuple(passed))
+            if not _channel_preserving(op, graph):
+                return shortcut
+            fallback = shortcut          # a depthwise convolution: look for a mixing layer after
+        elif _flattens(op, graph):
+            after = graph.consumers(op.outputs[0])
+            if (len(after) == 1 and isinstance(after[0].operation, keras.layers.Dense)
+                    and _mixing(after[0], graph) and op.outputs[0] not in graph.outputs):
+                return _Shortcut(tid, after[0], op, tuple(passed))
+            break
+        elif not _channel_preserving(op, graph):
+            break
+        passed.append(graph.name_of(op))
+        tid = op.outputs[0]
+    return fallback
+
+
+def shortcut_layer(model, at):
+    """The layer after ``at`` where :func:`influence_maps` forms its hybrids, or None.
+
+    Example::
+
+        tfcf.influence.shortcut_layer(generator, "main.8")     # "main.9" (a Conv2DTranspose)
+        tfcf.influence.shortcut_layer(generator, "main.7")     # "main.9": ReLU main.8 commutes
+
+    None means the generic path: the layer's output is read by several layers (a skip
+    connection), or no linear channel-mixing layer follows it through channel-wise layers only.
+    """
+    graph = flat_graph(model)
+    cut = graph.resolve(at)
+    found = _find_shortcut(graph, cut[0]) if len(cut) == 1 else None
+    return None if found is None else graph.name_of(found.op)
+
+
+# ----------------------------------------------------------------------------- tap convolutions
+
+@dataclasses.dataclass(frozen=True)
+class _Taps:
+    """A linear channel-mixing layer as a stride-``strides`` convolution of its zero-padded input
+    with a kernel [k_1..k_d, C, O'], then depth-to-space (``blocks``), ``crops`` (start, length)
+    per axis, and optionally a flatten to [B, O] (Dense after Flatten).
+
+    Transposed convolutions use their sub-pixel form: with Q = ceil(k / s) taps per phase, output
+    row o receives input row i through kernel row k = o + p - s i (p: the padding before), so
+    phase r = (o + p) mod s is a Q-tap convolution of the input padded by Q - 1.
+    """
+
+    layer: object
+    kind: str
+    kernel_size: tuple
+    pads: tuple
+    strides: tuple
+    dilations: tuple
+    blocks: tuple
+    crops: tuple
+    flatten: bool
+    in_shape: tuple           # spatial shape of the input
+
+    def kernel(self):
+        """The tap kernel from the layer's current weights (keras.ops, inside compiled code)."""
+        ops, layer = keras.ops, self.layer
+        count = len(self.kernel_size)
+        if self.kind == "dense":
+            kernel = layer.kernel
+            return ops.reshape(kernel, (1,) * count + tuple(kernel.shape))
+        if self.kind == "flat_dense":
+            kernel = layer.kernel
+            channels = int(kernel.shape[0]) // math.prod(self.kernel_size)
+            return ops.reshape(kernel, tuple(self.kernel_size) + (channels, int(kernel.shape[1])))
+        if self.kind == "conv":
+            kernel = layer.kernel
+            groups = int(getattr(layer, "groups", 1) or 1)
+            if groups == 1:
+                return kernel
+            per_in, out = int(kernel.shape[-2]), int(kernel.shape[-1])
+            split = ops.reshape(kernel, tuple(kernel.shape[:-1]) + (groups, out // groups))
+            eye = ops.eye(groups, dtype=kernel.dtype)
+            full = ops.einsum("...cgo,gh->...gcho", split, eye)
+            return ops.reshape(full, tuple(kernel.shape[:-2]) + (groups * per_in, out))
+        if self.kind == "depthwise":
+            kernel = layer.kernel
+            channels, multiplier = int(kernel.shape[-2]), int(kernel.shape[-1])
+            full = ops.einsum("...cj,cd->...cdj", kernel,
+                              ops.eye(channels, dtype=kernel.dtype))
+            return ops.reshape(full, tuple(kernel.shape[:-2]) + (channels,
+                                                                 channels * multiplier))
+        if self.kind == "separable":
+            depthwise, pointwise = layer.depthwise_kernel, layer.pointwise_kernel
+            channels, multiplier = int(depthwise.shape[-2]), int(depthwise.shape[-1])
+            pointwise = ops.reshape(pointwise, (channels, multiplier, int(pointwise.shape[-1])))
+            return ops.einsum("...cj,cjo->...co", depthwise, pointwise)
+        # transposed: kernel (k_1..k_d, O, C) -> (Q_1..Q_d, C, (r_1..r_d, O))
+        kernel = layer.kernel
+        sizes = tuple(int(k) for k in kernel.shape[:count])
+        out, channels = int(kernel.shape[-2]), int(kernel.shape[-1])
+        padded = ops.pad(kernel, [(0, q * s - k) for q, s, k in zip(
+            self.kernel_size, self.blocks, sizes)] + [(0, 0), (0, 0)])
+        shape = tuple(a for q, s in zip(self.kernel_size, self.blocks) for a in (q, s))
+        split = ops.reshape(padded, shape + (out, channels))
+        for axis in range(count):
+            split = ops.flip(split, axis=2 * axis)
+        order = ([2 * i for i in range(count)] + [2 * count + 1]
+                 + [2 * i + 1 for i in range(count)] + [2 * count])
+        return ops.reshape(ops.transpose(split, order),
+                           tuple(self.kernel_size) + (channels, math.prod(self.blocks) * out))
+
+    def out_shape(self):
+        """Spatial shape of the convolution's output (before depth-to-space)."""
+        return tuple((size + before + after - (k - 1) * d - 1) // s + 1
+                     for size, (before, after), k, s, d in zip(
+                         self.in_shape, self.pads, self.kernel_size, self.strides,
+                         self.dilations))
+
+    def finish(self, y):
+        """Depth-to-space, crop (zero-extend past the end), flatten: [B, ...] -> layer output."""
+        ops = keras.ops
+        if any(b > 1 for b in self.blocks):
+            y = _depth_to_space(y, self.blocks)
+        if self.crops:
+            sizes = tuple(int(d) for d in y.shape[1:-1])
+            extra = [(0, max(0, start + length - size))
+                     for (start, length), size in zip(self.crops, sizes)]
+            if any(e for _, e in extra):
+                y = ops.pad(y, [(0, 0)] + extra + [(0, 0)])
+            y = y[(slice(None),) + tuple(slice(start, start + length)
+                                         for start, length in self.crops)]
+        if self.flatten:
+            y = ops.reshape(y, (-1, int(y.shape[-1])))
+        return y
+
+    def apply(self, x, kernel):
+        """The layer's linear part (no bias) on ``x`` [B, ..., C]."""
+        if not self.kernel_size:
+            return keras.ops.matmul(x, kernel)
+        return self.finish(_conv_padded(x, kernel, self.pads, self.strides, self.dilations))
+
+    def matrix(self):
+        """Transposed convolution: its kernel as a matrix [C, (Q_1..Q_d, s_1..s_d, O)]."""
+        ops, count = keras.ops, len(self.kernel_size)
+        kernel = self.layer.kernel
+        sizes = tuple(int(k) for k in kernel.shape[:count])
+        out, channels = int(kernel.shape[-2]), int(kernel.shape[-1])
+        padded = ops.pad(kernel, [(0, q * s - k) for q, s, k in zip(
+            self.kernel_size, self.blocks, sizes)] + [(0, 0), (0, 0)])
+        shape = tuple(a for q, s in zip(self.kernel_size, self.blocks) for a in (q, s))
+        split = ops.reshape(padded, shape + (out, channels))
+        order = ([2 * count + 1] + [2 * i for i in range(count)]
+                 + [2 * i + 1 for i in range(count)] + [2 * count])
+        return ops.reshape(ops.transpose(split, order), (channels, -1))
+
+    def apply_matmul(self, x, matrix):
+        """Transposed convolution as one matrix product and an overlap-add of its Q^d shifted
+        pieces (no flip, no wasted taps for k divisible by s): what XLA computes fastest."""
+        ops, count = keras.ops, len(self.kernel_size)
+        channels = int(x.shape[-1])
+        columns = ops.matmul(ops.reshape(x, (-1, channels)), matrix)
+        columns = ops.reshape(columns, (-1,) + self.in_shape + tuple(self.kernel_size)
+                              + (int(matrix.shape[-1]) // math.prod(self.kernel_size),))
+        total = None
+        for shift in itertools.product(*(range(q) for q in self.kernel_size)):
+            piece = columns[(slice(None),) * (count + 1) + shift]
+            piece = ops.pad(piece, [(0, 0)] + [(q, size - 1 - q) for q, size in zip(
+                shift, self.kernel_size)] + [(0, 0)])
+            total = piece if total is None else total + piece
+        return self.finish(total)
+
+    def restricted(self, delta, channels, rows):
+        """Each module's contribution through its own kernel rows: [M, P, conv out..., O'].
+
+        ``delta`` [P, spatial..., C]; ``channels`` [M, S] channel indices per module (padding
+        entries index any channel: their ``rows`` are zero); ``rows`` [k..., M, S, O'].
+        """
+        ops = keras.ops
+        count = len(self.kernel_size)
+        num_modules, width = int(channels.shape[0]), int(channels.shape[1])
+        gathered = ops.take(delta, ops.reshape(channels, (-1,)), axis=-1)
+        gathered = ops.reshape(gathered, tuple(gathered.shape[:-1]) + (num_modules, width))
+        if any(p != (0, 0) for p in self.pads):
+            gathered = ops.pad(gathered, [(0, 0)] + list(self.pads) + [(0, 0), (0, 0)])
+        spatial = "".join("hwdxyz"[i] for i in range(count))
+        if self.kind == "flat_dense":   # one contraction over all positions and channels
+            return ops.einsum(f"p{spatial}ms,{spatial}mso->mpo", gathered, rows)
+        outs = self.out_shape()
+        move = (count + 1, 0) + tuple(range(1, count + 1))      # [P, out.., M] -> [M, P, out..]
+        total = None
+        for tap in itertools.product(*(range(k) for k in self.kernel_size)):
+            index = (slice(None),) + tuple(
+                slice(t * d, t * d + (o - 1) * s + 1, s)
+                for t, d, o, s in zip(tap, self.dilations, outs, self.strides))
+            piece = gathered[index]                                    # [P, out.., M, S]
+            weights = rows[tap] if count else rows                     # [M, S, O']
+            if width == 1:
+                term = (ops.expand_dims(ops.transpose(piece[..., 0], move), -1)
+                        * ops.reshape(weights[:, 0], (num_modules,) + (1,) * (count + 1)
+                                      + (int(weights.shape[-1]),)))
+            else:
+                term = ops.einsum(f"p{spatial}ms,mso->mp{spatial}o", piece, weights)
+            total = term if total is None else total + term
+        return total
+
+
+def _same_pads(size, kernel, stride, dilation):
+    """TensorFlow's 'same' padding (before, after) of a convolution."""
+    effective = (kernel - 1) * dilation + 1
+    out = -(-size // stride)
+    total = max((out - 1) * stride + effective - size, 0)
+    return total // 2, total - total // 2
+
+
+def _transpose_layout(size, kernel, stride, padding, output_padding):
+    """(padding before, output length) of a transposed convolution, as Keras computes them."""
+    if padding == "valid":
+        extra = max(kernel, stride) - kernel if output_padding is None else output_padding
+        return 0, (size - 1) * stride + kernel + extra
+    if output_padding is None:
+        length, total = size * stride, stride + kernel - 2
+    else:
+        length = (size - 1) * stride + kernel % 2 + output_padding
+        total = kernel + kernel % 2 - 2 + output_padding
+    left = min(total // 2 + total % 2, kernel - 1)
+    return kernel - 1 - left, length
+
+
+def _taps(layer, in_shape, flatten=False):
+    """The :class:`_Taps` of a channel-mixing layer whose input has spatial shape ``in_shape``."""
+    in_shape = tuple(int(d) for d in in_shape)
+    count = len(in_shape)
+    if isinstance(layer, keras.layers.Dense):
+        if flatten:
+            return _Taps(layer, "flat_dense", in_shape, ((0, 0),) * count, (1,) * count,
+                         (1,) * count, (), (), True, in_shape)
+        return _Taps(layer, "dense", (1,) * count, ((0, 0),) * count, (1,) * count,
+                     (1,) * count, (), (), False, in_shape)
+    as_tuple = (lambda v: (v,) * count if isinstance(v, int) else tuple(v))
+    strides = as_tuple(layer.strides)
+    dilations = as_tuple(getattr(layer, "dilation_rate", 1))
+    if isinstance(layer, _TRANSPOSED):
+        sizes = tuple(int(k) for k in layer.kernel.shape[:count])
+        padding = as_tuple(layer.output_padding) if layer.output_padding is not None else (
+            (None,) * count)
+        layouts = [_transpose_layout(n, k, s, layer.padding, o)
+                   for n, k, s, o in zip(in_shape, sizes, strides, padding)]
+        taps = tuple(-(-k // s) for k, s in zip(sizes, strides))
+        return _Taps(layer, "transpose", taps, tuple((q - 1, q - 1) for q in taps),
+                     (1,) * count, (1,) * count, strides, tuple(layouts), False, in_shape)
+    if isinstance(layer, (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)):
+        kind, sizes = "separable", tuple(int(k) for k in layer.depthwise_kernel.shape[:count])
+    elif isinstance(layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)):
+        kind, sizes = "depthwise", tuple(int(k) for k in layer.kernel.shape[:count])
+    else:
+        kind, sizes = "conv", tuple(int(k) for k in layer.kernel.shape[:count])
+    if layer.padding == "same":
+        pads = tuple(_same_pads(n, k, s, d) for n, k, s, d in zip(in_shape, sizes, strides,
+                                                                   dilations))
+    elif layer.padding == "causal":
+        pads = tuple(((k - 1) * d, 0) for k, d in zip(sizes, dilations))
+    else:
+        pads = ((0, 0),) * count
+    return _Taps(layer, kind, sizes, pads, strides, dilations, (), (), False, in_shape)
+
+
+def _fast_transposed_call(graph, form):
+    """``call`` for :meth:`FlatGraph.evaluate` running transposed convolutions in a fast form.
+
+    ``form="matmul"`` (code compiled whole by XLA): one matrix product and an overlap-add that
+    XLA fuses with the layers around it. ``form="conv"`` (TensorFlow without XLA): the
+    convolution over the stride phases, which oneDNN runs several times faster than TensorFlow's
+    own transposed convolution with few output channels. None: the layers' own.
+    """
+    if form is None:
+        return None
+    plans = {}
+    for op in graph.ops:
+        layer = op.operation
+        if not isinstance(layer, _TRANSPOSED) or (form == "conv" and isinstance(
+                layer, keras.layers.Conv3DTranspose)):
+            continue
+        shape = graph.specs[op.inputs[0]].shape
+        if (len(op.inputs) == 1 and _channels_last(layer) and all(d is not None for d in shape[1:])
+                and all(d == 1 for d in layer.dilation_rate)
+                and not getattr(layer, "quantization_mode", None)
+                and str(layer.compute_dtype) == "float32"):
+            plans[id(op)] = _taps(layer, shape[1:-1])
+    if not plans:
+        return None
+
+    def call(op, args, kwargs):
+        taps = plans.get(id(op))
+        if taps is None:
+            return None
+        if form == "matmul":
+            out = taps.apply_matmul(args[0], taps.matrix())
+        else:
+            out = taps.apply(args[0], taps.kernel())
+        if taps.layer.use_bias:
+            out = out + taps.layer.bias
+        return out if _linear_activation(taps.layer) else taps.layer.activation(out)
+
+    return call
+
+
+_CONVOLUTIONS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
+                 keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D,
+                 keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
+
+
+def _native(graph):
+    """True when every op of ``graph`` is a Keras layer or op: safe to compile whole with XLA."""
+    return all(type(op.operation).__module__.startswith("keras.") for op in graph.ops)
+
+
+def _compiled_form(graph, xla):
+    """(compile with XLA, form of the transposed convolutions) for running ``graph``."""
+    backend = _backend()
+    if backend == "jax":
+        return True, "matmul"
+    if backend != "tensorflow":
+        return False, None
+    convolutions = any(isinstance(op.operation, _CONVOLUTIONS) for op in graph.ops)
+    whole = xla and _native(graph) and not convolutions
+    return whole, "matmul" if whole else "conv"
+
+
+class _Runner:
+    """A model part compiled for inference, transposed convolutions in their fast form; run in
+    chunks of a fixed size (one compilation), results kept on the device."""
+
+    def __init__(self, model, xla=True):
+        self.graph = flat_graph(model)
+        whole, form = _compiled_form(self.graph, xla)
+        self.call = _fast_transposed_call(self.graph, form)
+        self.function = _compile(self._run, xla=whole)
+
+    def _run(self, inputs):
+        return self.graph.evaluate(dict(zip(self.graph.inputs, inputs)), call=self.call)
+
+    def __call__(self, inputs, batch_size, flags_in, flags_out):
+        ops = keras.ops
+        total = next(len(a) for a, flag in zip(inputs, flags_in) if flag)
+        size = min(batch_size, total)
+        pieces = []
+        for start, stop in _index_ranges(total, size):
+            chunk = []
+            for value, flag in zip(inputs, flags_in):
+                if flag:
+                    value = value[start:stop]
+                    if stop - start < size:
+                        value = ops.pad(value, [(0, size - stop + start)] + [(0, 0)] * (
+                            len(value.shape) - 1))
+                chunk.append(value)
+            out = self.function(chunk)
+            pieces.append([o[: stop - start] if flag else o for o, flag in zip(out, flags_out)])
+        return [ops.concatenate([p[i] for p in pieces]) if flag else pieces[0][i]
+                for i, flag in enumerate(flags_out)]
+
+
+_RUNNERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _runner(model):
+    if model not in _RUNNERS:
+        _RUNNERS[model] = _Runner(model)
+    return _RUNNERS[model]
+
+
+# ----------------------------------------------------------------------------- the compiled steps
+
+@dataclasses.dataclass
+class _Plan:
+    """How hybrids are formed and run: the model cut into its parts, what crosses each cut."""
+
+    kind: str                 # "linear" or "generic"
+    head: object              # Keras model: inputs -> swap point values (+ carried)
+    middle: object            # Keras model: swap point -> mixing layer output (+ carried); linear
+    rest: object              # FlatGraph of the part after the hybrid point
+    flags: list               # per boundary, per state: has the batch axis
+    absorbed: object          # tensor id in ``rest`` after the leading elementwise layers, or None
+    taps: object = None       # _Taps of the mixing layer (linear)
+    shortcut: object = None   # _Shortcut (linear)
+
+
+def _plan(graph, at, method):
+    cut = graph.resolve(at)
+    shortcut = (_find_shortcut(graph, cut[0]) if method != "generic" and len(cut) == 1
+                else None)
+    if method == "linear" and shortcut is None:
+        raise ValueError(
+            f"method='linear' needs a linear channel-mixing layer (Dense, convolution, transposed "
+            f"or depthwise convolution) after {at!r}, reached through channel-wise layers only "
+            "and read by nothing else; use method='auto'")
+    if shortcut is None:
+        (head, downstream), states = graph.segments([cut])
+        middle = taps = None
+    else:
+        boundaries = [[shortcut.swap], list(shortcut.op.outputs)]
+        (head, middle, downstream), states = graph.segments(boundaries)
+        spatial = graph.specs[shortcut.swap].shape[1:-1]
+        taps = _taps(shortcut.op.operation, spatial, flatten=shortcut.flatten is not None)
+    rest = flat_graph(downstream)
+    return _Plan("generic" if shortcut is None else "linear", head, middle, rest,
+                 [[graph.batched(t) for t in state] for state in states], _absorbed(rest), taps,
+                 shortcut)
+
+
+def _absorbed(rest):
+    """The tensor after the elementwise layers that directly follow the hybrid point (batch
+    norm, activations): they are fused with the hybrids' formation. None when there are none."""
+    tid, found = rest.inputs[0], None
+    while tid not in rest.outputs:
+        readers = rest.consumers(tid)
+        if len(readers) != 1 or readers[0].inputs != [tid] or len(readers[0].outputs) != 1:
+            break
+        if not _elementwise(readers[0].operation, len(rest.specs[tid].shape)):
+            break
+        tid = found = readers[0].outputs[0]
+    return found
+
+
+def _module_table(masks):
+    """Channel indices [M, S] of each module (S a power of two; padding entries index channel 0)
+    and their validity [M, S] (1.0 for a real entry)."""
+    members = [np.flatnonzero(row) for row in masks]
+    width = 1 << max(0, max(len(m) for m in members) - 1).bit_length()
+    table = np.zeros((len(members), width), dtype="int32")
+    valid = np.zeros((len(members), width), dtype="float32")
+    for row, channels in enumerate(members):
+        table[row, :len(channels)] = channels
+        valid[row, :len(channels)] = 1.0
+    return table, valid
+
+
+def _tile(value, times):
+    return keras.ops.concatenate([value] * times, axis=0) if times > 1 else value
+
+
+_ENGINES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_PRECOMPUTED_BYTES = 512 * 2**20   # per block of modules' precomputed parts
+
+
+class _Engine:
+    """The compiled steps for one plan and one shape of work (maps and pairs per step).
+
+    ``step`` gathers its pairs from the per-sample values kept on the device, forms the hybrids
+    of ``num_masks`` maps, runs them downstream and returns the partial sums of the statistic;
+    ``forward`` gives the original outputs through the very same code, so that a copied channel
+    that changes nothing gives exactly zero. Weights are read inside the compiled code, so a
+    cached engine follows the model's current weights.
+    """
+
+    def __init__(self, plan, statistic, reduce_color, num_masks, pairs, xla, precomputed):
+        self.plan = plan
+        self.precomputed = precomputed
+        self.statistic = statistic
+        self.reduce_color = reduce_color
+        self.num_masks = num_masks
+        self.pairs = pairs
+        backend = _backend()
+        # TensorFlow: the whole step through XLA when the downstream part has only Keras layers
+        # and no convolution (XLA:CPU's convolutions are slower than oneDNN's, its matrix
+        # products are not); else XLA fuses only the hybrids' formation with the elementwise
+        # layers after it, and oneDNN runs the rest. JAX: always all of it.
+        self.whole, form = _compiled_form(plan.rest, xla)
+        fused = xla and backend == "tensorflow" and not self.whole
+        self.rest_call = _fast_transposed_call(plan.rest, form)
+        self.glue = _compile(self._glue, xla=True) if fused else self._glue
+        self.glue_forward = _compile(self._glue_forward, xla=True) if fused else self._glue_forward
+        self.step = _compile(self._step, xla=self.whole)
+        self.forward = _compile(self._forward, xla=self.whole)
+        self.contributions = _compile(self._contributions, xla=xla)
+
+    @classmethod
+    def get(cls, model, key, *args):
+        engines = _ENGINES.setdefault(model, {})
+        if key not in engines:
+            engines[key] = cls(*args)
+        return engines[key]
+
+    # -- the parts
+    def _absorb(self, hybrids):
+        plan = self.plan
+        if plan.absorbed is None:
+            return hybrids
+        return plan.rest.evaluate({plan.rest.inputs[0]: hybrids}, wanted=[plan.absorbed])[0]
+
+    def _downstream(self, hybrids, carried, shared):
+        plan = self.plan
+        feeds = {plan.absorbed if plan.absorbed is not None else plan.rest.inputs[0]: hybrids}
+        batched, others = list(carried), list(shared)
+        for tid, flag in zip(plan.rest.inputs[1:], plan.flags[-1][1:]):
+            feeds[tid] = batched.pop(0) if flag else others.pop(0)
+        return plan.rest.evaluate(feeds, call=self.rest_call)[0]
+
+    def _rows(self, table, valid, kernel):
+        """The kernel rows of each module's channels [k..., M, S, O'] (zero for padding)."""
+        ops = keras.ops
+        rows = ops.take(kernel, ops.reshape(table, (-1,)), axis=-2)
+        rows = ops.reshape(rows, tuple(kernel.shape[:-2]) + tuple(table.shape)
+                           + (int(kernel.shape[-1]),))
+        return rows * ops.reshape(valid, tuple(valid.shape) + (1,))
+
+    def _contribute(self, values, table, rows):
+        """Each module's part of the mixing layer's output [M, B, ...] for inputs ``values``."""
+        ops, taps = keras.ops, self.plan.taps
+        parts = taps.restricted(values, table, rows)
+        parts = taps.finish(ops.reshape(parts, (-1,) + tuple(parts.shape[2:])))
+        return ops.reshape(parts, (self.num_masks, -1) + tuple(parts.shape[1:]))
+
+    def _contributions(self, values, table, valid):
+        """Precomputed mode: each module's contribution for every sample, [M, N, ...]."""
+        return self._contribute(values, table, self._rows(table, valid, self.plan.taps.kernel()))
+
+    def _glue(self, values, mixed, base, source, table, valid, kernel, contributions):
+        ops = keras.ops
+        x_base = ops.take(values, base, axis=0)
+        delta = ops.take(values, source, axis=0) - x_base
+        spatial = tuple(range(1, len(delta.shape) - 1))
+        largest = ops.max(ops.abs(delta), axis=spatial) if spatial else ops.abs(delta)  # [P, C]
+        if self.plan.kind == "generic":   # table holds the masks [M, C]
+            present = ops.max(largest[None] * table[:, None], axis=-1) > 0
+            expand = (slice(None), None) + (None,) * len(spatial)
+            hybrids = x_base[None] + table[expand] * delta[None]
+            return self._absorb(ops.reshape(hybrids, (-1,) + tuple(x_base.shape[1:]))), present
+        present = ops.take(largest, ops.reshape(table, (-1,)), axis=-1)
+        present = ops.reshape(present, (-1,) + tuple(table.shape)) * valid[None]
+        present = ops.transpose(ops.max(present, axis=-1), (1, 0)) > 0          # [M, P]
+        if self.precomputed:   # source's part minus base's part: exactly 0 when they are equal
+            change = (ops.take(contributions, source, axis=1)
+                      - ops.take(contributions, base, axis=1))
+        else:
+            change = self._contribute(delta, table, self._rows(table, valid, kernel))
+        shape = tuple(change.shape[2:])
+        hybrids = ops.take(mixed, base, axis=0)[None] + change
+        return self._absorb(ops.reshape(hybrids, (-1,) + shape)), present
+
+    def _glue_forward(self, values, index):
+        return self._absorb(keras.ops.take(values, index, axis=0))
+
+    def _step(self, base, source, weights, values, mixed, originals, table, valid,
+              contributions, carried, shared):
+        ops = keras.ops
+        # the kernel is read outside the fused glue: under a tf.distribute strategy (no XLA
+        # for the step) the variables live on another device than the replica
+        kernel = (self.plan.taps.kernel() if self.plan.taps is not None and not self.precomputed
+                  else valid)
+        kernel = ops.copy(kernel)   # a tensor: a (Keras or TF) variable is no tf.function argument
+        hybrids, present = self.glue(values, mixed, base, source, table, valid, kernel,
+                                     contributions)
+        carried = [_tile(ops.take(c, base, axis=0), self.num_masks) for c in carried]
+        outputs = self._downstream(hybrids, carried, shared)
+        return self._reduce(outputs, ops.take(originals, base, axis=0), present, weights)
+
+    def _forward(self, index, values, carried, shared):
+        hybrids = self.glue_forward(values, index)
+        carried = [keras.ops.take(c, index, axis=0) for c in carried]
+        return self._downstream(hybrids, carried, shared)
+
+    def _reduce(self, outputs, originals, present, weights):
+        """Sums over the pairs of |hybrid - original| (or of hybrid, hybrid^2): [M, ...]."""
+        ops = keras.ops
+        outputs = ops.reshape(outputs, (self.num_masks, -1) + tuple(outputs.shape[1:]))
+        expand = (slice(None), slice(None)) + (None,) * (len(outputs.shape) - 2)
+        if self.statistic == "mean_abs":
+            difference = ops.abs(outputs - originals[None])
+            if self.reduce_color:
+                difference = ops.mean(difference, axis=-1)
+                expand = expand[:-1]
+            scale = ops.cast(present, outputs.dtype) * weights[None]
+            return (ops.sum(difference * scale[expand], axis=1),)
+        hybrids = ops.where(present[expand], outputs, originals[None])
+        scale = weights[None][expand]
+        return ops.sum(hybrids * scale, axis=1), ops.sum(ops.square(hybrids) * scale, axis=1)
+
+
+# ----------------------------------------------------------------------------- the driver
 
 def _modules(channels, num_channels, layer):
     """Channel masks [num_maps, C] for elementary maps (None) or a list of channel sets."""
@@ -164,112 +931,6 @@ class _Accumulator:
         return np.maximum(self.second / count - mean**2, 0.0)
 
 
-def _reduce(outputs, originals, statistic, num_masks):
-    """Sum over pairs inside the compiled step: [M*P, ...] -> [M, ...] partial statistics."""
-    ops = keras.ops
-    outputs = ops.reshape(outputs, (num_masks, -1) + tuple(outputs.shape[1:]))
-    if statistic == "mean_abs":
-        return (ops.sum(ops.abs(outputs - originals[None]), axis=1),)
-    return ops.sum(outputs, axis=1), ops.sum(ops.square(outputs), axis=1)
-
-
-def _tile(value, times):
-    return keras.ops.concatenate([value] * times, axis=0) if times > 1 else value
-
-
-def _merge(batched, shared, flags, times):
-    """The carried inputs in order: batched ones tiled ``times``, shared ones (no batch axis) as
-    they are."""
-    batched, shared = list(batched), list(shared)
-    return [_tile(batched.pop(0), times) if flag else shared.pop(0) for flag in flags]
-
-
-class _GenericStep:
-    """Hybrids = base + mask * (source - base) at the cut, through the whole downstream part."""
-
-    def __init__(self, tail, statistic, flags):
-        self.tail = tail
-        self.statistic = statistic
-        self.flags = tuple(flags)   # per carried input of tail: has the batch axis
-        self.step = _compile(self._step)
-
-    def _step(self, base, source, carried, shared, originals, masks):
-        ops = keras.ops
-        num_masks = masks.shape[0]
-        expand = (slice(None), None) + (None,) * (len(base.shape) - 1)
-        hybrids = base[None] + masks[expand] * (source - base)[None]
-        hybrids = ops.reshape(hybrids, (-1,) + tuple(base.shape[1:]))
-        inputs = [hybrids] + _merge(carried, shared, self.flags, num_masks)
-        outputs = self.tail(inputs if len(inputs) > 1 else inputs[0], training=False)
-        return _reduce(outputs, originals, self.statistic, num_masks)
-
-
-class _LinearStep:
-    """The first layer after the cut is linear: add each channel's contribution to its output."""
-
-    def __init__(self, layer, rest, statistic, flags):
-        self.layer = layer
-        self.rest = rest
-        self.statistic = statistic
-        self.flags = tuple(flags)
-        self.step = _compile(self._step)
-
-    def contribution(self, delta, kernel):
-        """The layer's output for input ``delta`` [P, ..., 1] through a one-channel ``kernel``."""
-        ops = keras.ops
-        layer = self.layer
-        if isinstance(layer, keras.layers.Dense):
-            return ops.matmul(delta, kernel)
-        if isinstance(layer, (keras.layers.Conv2DTranspose, keras.layers.Conv1DTranspose)):
-            return ops.conv_transpose(
-                delta, kernel, strides=layer.strides, padding=layer.padding,
-                output_padding=layer.output_padding, data_format=layer.data_format,
-                dilation_rate=layer.dilation_rate,
-            )
-        return ops.conv(delta, kernel, strides=layer.strides, padding=layer.padding,
-                        data_format=layer.data_format, dilation_rate=layer.dilation_rate)
-
-    def _kernel_slice(self, kernel, channel):
-        ops = keras.ops
-        if isinstance(self.layer, (keras.layers.Conv2DTranspose, keras.layers.Conv1DTranspose)):
-            picked = ops.take(kernel, channel, axis=-1)          # (..., out) for input channel
-            return ops.expand_dims(picked, -1)                   # (..., out, 1)
-        picked = ops.take(kernel, channel, axis=-2)              # (..., out)
-        return ops.expand_dims(picked, -2)                       # (..., 1, out)
-
-    def _step(self, base, source, pre_base, carried, shared, originals, channels):
-        ops = keras.ops
-        kernel = self.layer.kernel
-        delta = source - base
-        num_masks = channels.shape[0]
-        parts = []
-        for m in range(num_masks):
-            channel = channels[m]
-            one = ops.expand_dims(ops.take(delta, channel, axis=-1), -1)
-            parts.append(pre_base + self.contribution(one, self._kernel_slice(kernel, channel)))
-        pre = ops.concatenate(parts, axis=0)
-        inputs = [pre] + _merge(carried, shared, self.flags, num_masks)
-        outputs = self.rest(inputs if len(inputs) > 1 else inputs[0], training=False)
-        return _reduce(outputs, originals, self.statistic, num_masks)
-
-
-def _linear_successor(model, at):
-    """The name and layer of the linear layer that alone reads the cut tensor, or None."""
-    graph = flat_graph(model)
-    tids = graph.resolve(at)
-    if len(tids) != 1:
-        return None
-    readers = graph.consumers(tids[0])
-    if len(readers) != 1 or readers[0].inputs != tids:
-        return None
-    layer = readers[0].operation
-    if not isinstance(layer, _LINEAR) or getattr(layer, "data_format", None) == "channels_first":
-        return None
-    if getattr(layer.activation, "__name__", None) != "linear":
-        return None
-    return graph.name_of(readers[0]), layer
-
-
 def _index_ranges(total, size):
     """``(start, stop)`` of consecutive ranges of at most ``size`` indices covering ``total``."""
     for start in range(0, total, size):
@@ -303,6 +964,20 @@ def _split_shared(values, flags):
             [v for v, flag in zip(values, flags) if not flag])
 
 
+def _padded(indices, size):
+    """``indices`` padded with zeros to ``size``, and weights 1 (real) / 0 (padding)."""
+    weights = np.zeros(size, dtype="float32")
+    weights[:len(indices)] = 1.0
+    return np.concatenate([indices, np.zeros(size - len(indices), dtype=indices.dtype)]), weights
+
+
+def _step_shape(num_maps, num_pairs, batch_size):
+    """(maps, pairs) per step, at most ``batch_size`` hybrids: many maps of few pairs (a step
+    gathers each pair's values once for all its maps), at least 16 pairs when there are."""
+    pairs = min(num_pairs, batch_size, max(16, batch_size // num_maps))
+    return max(1, min(num_maps, batch_size // pairs)), pairs
+
+
 def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=None, seed=0,
                    batch_size=256, keep_color=False, method="auto", strategy=None,
                    progress=True, return_record=False):
@@ -320,17 +995,19 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
         at: the layer name; or a list of layers, then ``channels`` is required and each module
             is a list of channel lists, one per layer (see :func:`tfcf.hybrid`).
         z: the model inputs the pairs are drawn from (latent samples, or encoder means of real
-            images for a VAE); a list of arrays for a model with several inputs.
+            images for a VAE); a list of arrays for a model with several inputs. Arrays already
+            on the device (backend tensors) are fine.
         channels: None for one elementary map per channel (E = {c}); else a list of modules.
         statistic: "mean_abs" (ICLR 2020 eq. 2) or "variance" (2019 draft).
         num_pairs: pairs (z1, z2) to average over; default ``len(z)``. See the module
             docstring for how they are drawn from ``seed``.
-        batch_size: hybrids per downstream call.
+        batch_size: hybrids per downstream call (maps x pairs of one step).
         keep_color: return ``[num_maps, H, W, colours]`` instead of averaging colours.
-        method: "auto" (linear shortcut when possible), "generic" or "linear".
+        method: "auto" (linear shortcut when possible), "generic" or "linear" (the shortcut,
+            or an error saying why not).
         strategy: a ``tf.distribute.Strategy``; each batch of pairs is split across its
             replicas and the partial sums are added (TensorFlow backend).
-        progress: show a progress bar (maps done, hybrids per second).
+        progress: show a progress bar (hybrids done, hybrids per second).
         return_record: also return an :class:`InfluenceRecord` (method taken, batch sizes,
             seconds): ``maps, record = influence_maps(..., return_record=True)``.
 
@@ -340,11 +1017,13 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
     """
     if statistic not in STATISTICS:
         raise ValueError(f"unknown statistic {statistic!r}; valid: {', '.join(STATISTICS)}")
-    if method not in ("auto", "generic", "linear"):
-        raise ValueError(f"unknown method {method!r}; valid: auto, generic, linear")
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     graph = flat_graph(model)
+    z = ([keras.ops.convert_to_numpy(v) for v in z] if isinstance(z, (list, tuple))
+         else keras.ops.convert_to_numpy(z))
     inputs = graph.input_arrays(z, "z", finite=True)
     input_flags = [graph.batched(tid) for tid in graph.inputs]
     num_samples = graph.batch_size(inputs)
@@ -372,14 +1051,8 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
             method="intervene", num_maps=len(maps), num_pairs=num_pairs,
             hybrids=len(maps) * num_pairs, maps_per_step=1,
             pairs_per_step=min(num_pairs, batch_size), seconds=time.time() - started,
-        )
+            backend=_backend())
 
-    successor = _linear_successor(model, at) if method != "generic" and channels is None else None
-    if method == "linear" and successor is None:
-        raise ValueError(
-            f"method='linear' needs elementary maps and a layer after {at!r} that is a linear "
-            "Dense/Conv layer without activation read by nothing else; use method='auto'"
-        )
     cut = graph.resolve(at)
     for tid in cut:
         if not graph.batched(tid):
@@ -388,31 +1061,61 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
                 f"layer {at!r} gives {spec.description} of shape {spec.shape}, without the batch "
                 "axis: one value shared by every sample, so it has no influence map; choose a "
                 "layer whose output has the batch axis")
-    # Each model part runs once per sample: head -> cut states (-> states after the linear
-    # layer) -> original outputs Y(z). Values without a batch axis (model inputs shared by the
-    # batch) are passed whole, never indexed or tiled.
-    if successor is None:
-        (head, tail), boundaries = graph.segments([cut])
-    else:
-        successor_name, layer = successor
-        (head, middle, rest), boundaries = graph.segments([cut, graph.resolve(successor_name)])
-    flags = [[graph.batched(tid) for tid in state] for state in boundaries]
-    states = _predict(head, inputs, batch_size, flags[0], flags[1])
-    if successor is None:
-        originals = _predict(tail, states, batch_size, flags[1])[0]
-    else:
-        rest_states = _predict(middle, states, batch_size, flags[1], flags[2])
-        originals = _predict(rest, rest_states, batch_size, flags[2])[0]
-    num_channels = int(states[0].shape[-1])
+    plan = _plan(graph, at, method)
+    num_channels = int(graph.specs[cut[-1]].shape[-1]) if len(cut) == 1 else None
+    # Each part runs once per sample: head -> swap point (-> mixing layer output). Values
+    # without a batch axis (model inputs shared by the batch) are passed whole, never indexed.
+    if _native(flat_graph(plan.head)):
+        states = _runner(plan.head)(inputs, batch_size, plan.flags[0], plan.flags[1])
+    else:   # foreign layers (hub modules, imported graphs): their own predict
+        states = _predict(plan.head, inputs, batch_size, plan.flags[0], plan.flags[1])
+    if num_channels is None:
+        num_channels = int(states[0].shape[-1])
     masks = _modules(channels, num_channels, at)
-
     num_maps = len(masks)
-    pairs_per_step = min(num_pairs, batch_size)
-    masks_per_step = max(1, min(num_maps, batch_size // pairs_per_step))
-    accumulator = _Accumulator(statistic, num_maps, tuple(output_spec.shape[1:]))
+    masks_per_step, pairs_per_step = _step_shape(num_maps, num_pairs, batch_size)
+    reduce_color = statistic == "mean_abs" and not keep_color
+    shape = tuple(output_spec.shape[1:-1 if reduce_color else None])
+    accumulator = _Accumulator(statistic, num_maps, shape)
 
-    engine = (_GenericStep(tail, statistic, flags[1][1:]) if successor is None
-              else _LinearStep(layer, rest, statistic, flags[2][1:]))
+    tensor = keras.ops.convert_to_tensor
+    values = tensor(states[0])
+    if plan.kind == "linear":
+        downstream = _runner(plan.middle)(states, batch_size, plan.flags[1], plan.flags[2])
+        mixed = tensor(downstream[0])
+        table, valid = _module_table(masks)
+        width = table.shape[1]
+    else:
+        downstream = states
+        mixed = values
+        width = 0
+    carried, shared = _split_shared(downstream[1:], plan.flags[-1][1:])
+    carried = [tensor(c) for c in carried]
+    # Modules of several channels, with at least as many pairs as samples: each module's part
+    # of the mixing layer's output is computed once per sample (a block of modules at a time,
+    # within _PRECOMPUTED_BYTES) and each hybrid is base + part(source) - part(base): a module
+    # hybrid then costs what an elementary one does. Otherwise each pair's difference goes
+    # through the module's kernel rows.
+    precomputed = False
+    if plan.kind == "linear" and width > 1 and num_samples <= num_pairs:
+        per_module = num_samples * math.prod(int(d) for d in mixed.shape[1:]) * 4
+        fits = max(0, _PRECOMPUTED_BYTES // max(1, per_module))
+        if fits >= 1:
+            precomputed = True
+            masks_per_step = min(masks_per_step, fits)
+    # XLA fuses the hybrids' formation; not under a strategy (variables on another device)
+    xla = strategy is None
+    key = (at, plan.kind, statistic, reduce_color, masks_per_step, width, pairs_per_step, xla,
+           precomputed)
+    engine = _Engine.get(model, key, plan, statistic, reduce_color, masks_per_step,
+                         pairs_per_step, xla, precomputed)
+    # The originals through the same compiled code as the hybrids, in steps of the same size.
+    chunk = masks_per_step * pairs_per_step
+    originals = []
+    for start, stop in _index_ranges(num_samples, chunk):
+        index, _ = _padded(np.arange(start, stop, dtype="int32"), chunk)
+        originals.append(engine.forward(index, mixed, carried, shared)[: stop - start])
+    originals = keras.ops.concatenate(originals) if len(originals) > 1 else originals[0]
 
     replicas = _Replicas(strategy)
     with progress_bar(num_maps * num_pairs, progress, f"influence maps ({num_maps})",
@@ -420,32 +1123,36 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
         for first, last in _index_ranges(num_maps, masks_per_step):
             rows = np.arange(first, last)
             padded = np.concatenate([rows, np.full(masks_per_step - len(rows), rows[-1])])
+            if plan.kind == "linear":
+                modules = (table[padded], valid[padded])
+                modules += (engine.contributions(values, *modules) if precomputed
+                            else modules[1],)
+            else:
+                modules = (masks[padded], np.zeros((masks_per_step, 1), dtype="float32"))
+                modules += (modules[1],)
+            totals = None
             for start, stop in _index_ranges(num_pairs, pairs_per_step):
-                b, s = base_index[start:stop], source_index[start:stop]
-                if successor is not None:
-                    carried, shared = _split_shared(rest_states[1:], flags[2][1:])
-                    arguments = (states[0][b], states[0][s], rest_states[0][b],
-                                 [c[b] for c in carried], shared, originals[b],
-                                 padded.astype("int32"))
-                    partial = replicas.run(engine.step, arguments, split_args=(0, 1, 2, 3, 5))
-                else:
-                    carried, shared = _split_shared(states[1:], flags[1][1:])
-                    arguments = (states[0][b], states[0][s], [c[b] for c in carried], shared,
-                                 originals[b], masks[padded])
-                    partial = replicas.run(engine.step, arguments, split_args=(0, 1, 2, 4))
-                partial = [np.asarray(keras.ops.convert_to_numpy(p))[: len(rows)] for p in partial]
-                accumulator.add(rows, partial, stop - start)
+                base, weights = _padded(base_index[start:stop].astype("int32"), pairs_per_step)
+                source, _ = _padded(source_index[start:stop].astype("int32"), pairs_per_step)
+                arguments = (base, source, weights, values, mixed, originals) + modules + (
+                    carried, shared)
+                partial = replicas.run(engine.step, arguments, split_args=(0, 1, 2))
+                totals = partial if totals is None else [t + p for t, p in zip(totals, partial)]
                 bar.update(len(rows) * (stop - start))
+            partial = [np.asarray(keras.ops.convert_to_numpy(t))[: len(rows)] for t in totals]
+            accumulator.add(rows, partial, num_pairs)
             bar.set_postfix_str(f"maps {last}/{num_maps}")
     maps = accumulator.result().astype("float32")
-    maps = maps if keep_color else maps.mean(axis=-1)
+    if not reduce_color and not keep_color:
+        maps = maps.mean(axis=-1)
     if not return_record:
         return maps
     record = InfluenceRecord(
-        method="linear" if successor is not None else "generic", num_maps=num_maps,
-        num_pairs=num_pairs, hybrids=num_maps * num_pairs, maps_per_step=masks_per_step,
+        method=plan.kind, num_maps=num_maps, num_pairs=num_pairs,
+        hybrids=num_maps * num_pairs, maps_per_step=masks_per_step,
         pairs_per_step=pairs_per_step, seconds=time.time() - started,
-    )
+        shortcut=None if plan.shortcut is None else graph.name_of(plan.shortcut.op),
+        backend=_backend())
     return maps, record
 
 
