@@ -68,3 +68,98 @@ def test_preceding_walks_into_nested_models(nested_generator):
     # a walk through everything ends at the model input
     found = graph.preceding(graph.op_named("image"), kind=(), through=lambda op: True)
     assert found.inputs == graph.inputs and found.blocked == []
+
+
+def _fade_in(alpha_without_batch_axis):
+    """out = low * (1 - a) + high * a with a = alpha[0] (shape (1,)) or a batch-free input."""
+    keras.utils.set_random_seed(0)
+    z = keras.Input((4,), name="z")
+    if alpha_without_batch_axis:
+        alpha = keras.Input(batch_shape=(1,), name="alpha")
+        a = alpha
+    else:
+        alpha = keras.Input((1,), name="alpha")
+        a = alpha[0]
+    h = keras.layers.ReLU(name="block1")(keras.layers.Dense(6, name="lin")(z))
+    low = keras.layers.Dense(3, name="low")(h)
+    high = keras.layers.Dense(3, name="high")(keras.layers.Dense(5, name="grow")(h))
+    return keras.Model([z, alpha], low * (1 - a) + high * a)
+
+
+def test_tensors_without_batch_axis_are_recomputed_after_the_cut():
+    model = _fade_in(False)
+    graph = flat_graph(model)
+    assert [graph.specs[t].batched for t in graph.inputs] == [True, True]
+    # keras.ops calls are named get_item, get_item_1, ... by a process-wide counter
+    [row] = [tid for op in graph.ops if op.name.startswith("get_item") for tid in op.outputs]
+    [fade] = [tid for op in graph.ops if op.name.startswith("subtract") for tid in op.outputs]
+    assert graph.specs[row].shape == (1,) and not graph.batched(row)
+    assert not graph.batched(fade)
+    (head, tail), states = graph.segments([graph.resolve("block1")])
+    # alpha travels with the batch; alpha[0] and 1 - alpha[0] are recomputed in the tail
+    assert states[1] == graph.resolve("block1") + [graph.inputs[1]]
+    z = np.random.default_rng(0).normal(size=(3, 4)).astype("float32")
+    alpha = np.float32([[0.25], [0.5], [0.75]])
+    np.testing.assert_allclose(np.asarray(tail(head([z, alpha]))), np.asarray(model([z, alpha])),
+                               atol=1e-6)
+    # by hand: only alpha[0] = 0.25 counts, for every sample
+    h = np.maximum(z @ _kernel(model, "lin") + _bias(model, "lin"), 0)
+    low = h @ _kernel(model, "low") + _bias(model, "low")
+    high = (h @ _kernel(model, "grow") + _bias(model, "grow")) @ _kernel(model, "high") + _bias(
+        model, "high")
+    np.testing.assert_allclose(np.asarray(tail(head([z, alpha]))), 0.75 * low + 0.25 * high,
+                               atol=1e-5)
+
+
+def _kernel(model, name):
+    return np.asarray(model.get_layer(name).kernel)
+
+
+def _bias(model, name):
+    return np.asarray(model.get_layer(name).bias)
+
+
+def test_inputs_without_batch_axis_are_taken_whole():
+    model = _fade_in(True)
+    graph = flat_graph(model)
+    assert [graph.specs[t].batched for t in graph.inputs] == [True, False]
+    z = np.zeros((3, 4))
+    arrays = graph.input_arrays([z, [0.5]], "base")
+    assert graph.batch_size(arrays) == 3 and arrays[1].shape == (1,)
+    (head, tail), states = graph.segments([graph.resolve("block1")])
+    assert states[1] == graph.resolve("block1") + [graph.inputs[1]]
+    with pytest.raises(ValueError, match=r"base array for input 1 \(alpha\) has shape \(3, 1\); "
+                                         r"the model expects \(1,\) with no batch axis"):
+        graph.input_arrays([z, np.zeros((3, 1))], "base")
+
+
+def test_input_arrays_refuse_non_finite_values_naming_the_input(conditional_generator):
+    graph = flat_graph(conditional_generator)
+    z, y = np.ones((4, 8)), np.zeros((4, 5))
+    y[2, 1], y[3, 0] = np.inf, np.nan
+    graph.input_arrays([z, y], "z")                 # not checked unless asked
+    with pytest.raises(ValueError, match=r"z array for input 1 \(y\) holds 2 NaN or infinite "
+                                         r"value\(s\) \(samples 2, 3\)"):
+        graph.input_arrays([z, y], "z", finite=True)
+
+
+def test_subclassed_model_names_its_functional_submodels():
+    from tfcf.graph import functional_submodels
+
+    class AutoEncoder(keras.Model):
+        def __init__(self):
+            super().__init__()
+            code = keras.Input((3,))
+            self.decoder = keras.Model(code, keras.layers.Dense(4, name="dec_out")(code),
+                                       name="decoder")
+            self.scale = 2.0
+
+        def call(self, x):
+            return self.decoder(x) * self.scale
+
+    model = AutoEncoder()
+    model(np.zeros((1, 3)))
+    assert functional_submodels(model) == [("decoder", model.decoder)]
+    with pytest.raises(TypeError, match=r"model\.decoder \(Functional 'decoder'\); e\.g\. "
+                                        r"tfcf\.split\(model\.decoder, 'dec_out'\)"):
+        flat_graph(model)

@@ -131,8 +131,10 @@ def test_bad_arguments(tiny_generator, z):
         tfcf.influence_maps(tiny_generator, "block1", z, channels=[[1, 9]])
     with pytest.raises(ValueError, match="unknown layer"):
         tfcf.influence_maps(tiny_generator, "block9", z)
-    with pytest.raises(ValueError, match="method='linear'"):
-        tfcf.influence_maps(tiny_generator, "block1", z, channels=[[0]], method="linear")
+    with pytest.raises(ValueError, match="method='linear' needs a linear channel-mixing layer"):
+        tfcf.influence_maps(tiny_generator, "deconv3", z, method="linear")   # only tanh after it
+    with pytest.raises(ValueError, match="unknown method 'fast'; valid: auto, generic, linear"):
+        tfcf.influence_maps(tiny_generator, "block1", z, method="fast")
 
 
 @pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
@@ -189,3 +191,37 @@ def test_jax_data_parallel_gives_the_same_maps():
                             cwd=Path(__file__).resolve().parent.parent, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "SAME" in result.stdout
+
+
+def test_non_finite_inputs_are_refused_before_any_work(tiny_generator, conditional_generator,
+                                                       z, rng, monkeypatch):
+    import tfcf.influence
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("a model ran before the inputs were checked")
+
+    monkeypatch.setattr(tfcf.influence, "_predict", no_work)
+    bad = z.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match=r"z array for input 0 \(z\) holds 1 NaN or infinite "
+                                         r"value\(s\) \(samples 3\)"):
+        tfcf.influence_maps(tiny_generator, "block1", bad, progress=False)
+    y = np.eye(5, dtype="float32")[rng.integers(0, 5, 12)]
+    y[7, 0] = -np.inf
+    with pytest.raises(ValueError, match=r"input 1 \(y\) holds 1 NaN or infinite value\(s\) "
+                                         r"\(samples 7\)"):
+        tfcf.influence_maps(conditional_generator, "block1", [z, y], progress=False)
+
+
+def test_more_pairs_than_distinct_pairs_warns(tiny_generator, z):
+    import warnings
+
+    with pytest.warns(UserWarning, match=r"num_pairs=7 is more than the 6 distinct pairs "
+                                         r"\(ordered, base != source\) of the 3 samples"):
+        maps = tfcf.influence_maps(tiny_generator, "block1", z[:3], num_pairs=7, progress=False)
+    np.testing.assert_allclose(maps, hand_maps(tiny_generator, z[:3], [[c] for c in range(8)],
+                                               7, 0), atol=1e-5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tfcf.influence_maps(tiny_generator, "block1", z[:3], num_pairs=6, progress=False)
+    assert not [w for w in caught if "distinct pairs" in str(w.message)]

@@ -95,6 +95,172 @@ def test_pairs_inside_nested_models(nested_generator):
         spectral.layer_sdr(nested_generator, "block/conv_b", "image")
 
 
+TENT = {2: np.array([0.25, 0.75, 0.75, 0.25]), 3: np.array([1, 2, 3, 2, 1]) / 3.0}
+
+
+def _resize_conv(interpolation, factor, seed=0):
+    """conv a -> ReLU -> UpSampling2D(factor, interpolation) -> conv b."""
+    keras.utils.set_random_seed(seed)
+    x = keras.Input((6, 6, 2))
+    h = keras.layers.Conv2D(3, 3, padding="same", name="a")(x)
+    h = keras.layers.ReLU(name="a_relu")(h)
+    h = keras.layers.UpSampling2D(factor, interpolation=interpolation, name="up")(h)
+    return keras.Model(x, keras.layers.Conv2D(2, 3, padding="same", name="b")(h))
+
+
+@pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
+@pytest.mark.parametrize("factor", [2, 3])
+def test_upsampling_is_zero_insertion_then_the_interpolation_kernel(interpolation, factor):
+    """Keras' UpSampling2D equals zeros inserted then a convolution with the kernel (interior)."""
+    by_hand = np.ones(factor) if interpolation == "nearest" else TENT[factor]
+    kernel = spectral.interpolation_kernel(interpolation, factor)
+    np.testing.assert_allclose(kernel, np.outer(by_hand, by_hand), atol=1e-12)
+    signal = np.random.default_rng(factor).normal(size=(9, 9))
+    layer = keras.layers.UpSampling2D(factor, interpolation=interpolation)
+    upsampled = np.asarray(layer(signal[None, :, :, None].astype("float32")))[0, :, :, 0]
+    zeros = np.zeros((9 * factor, 9 * factor))
+    zeros[::factor, ::factor] = signal
+    composed = convolve2d(zeros, np.outer(by_hand, by_hand))
+    inner = slice(2 * factor, 7 * factor)
+    assert any(np.allclose(composed[inner.start + d:inner.stop + d, inner.start + d:inner.stop + d],
+                           upsampled[inner, inner], atol=1e-5) for d in range(len(by_hand)))
+
+
+@pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
+@pytest.mark.parametrize("factor", [2, 3])
+def test_resize_convolution_sdr_equals_explicit_composition(interpolation, factor):
+    """up-sample by s then b == zero insertion by s then b convolved with the interpolation
+    kernel: rho of that composite (fine) against a (coarse) at stride s, by a brute-force DTFT."""
+    model = _resize_conv(interpolation, factor)
+    by_hand = np.ones(factor) if interpolation == "nearest" else TENT[factor]
+    interpolation_2d = np.outer(by_hand, by_hand)
+    a = np.asarray(model.get_layer("a").kernel)   # (3, 3, in=2, mid=3)
+    b = np.asarray(model.get_layer("b").kernel)   # (3, 3, mid=3, out=2)
+    assert spectral.conv_pairs(model) == [("a", "b")]
+    assert spectral.pair_layout(model, "a", "b") == ("b", "a", factor)
+    assert spectral.fine_resolution(model, "a", "b") == 6 * factor
+    rho = spectral.layer_sdr(model, "a", "b")
+    assert rho.shape == (2, 3, 2)
+    for i, m, o in [(0, 0, 0), (1, 2, 1), (0, 1, 1), (1, 0, 0)]:
+        fine = convolve2d(b[:, :, m, o], interpolation_2d)
+        assert rho[i, m, o] == pytest.approx(dtft_sdr(fine, a[:, :, i, m], factor), rel=1e-9)
+        ours = spectral.pathway(model, "a", "b", i, m, o)
+        np.testing.assert_allclose(ours[0], fine, atol=1e-12)
+        np.testing.assert_array_equal(ours[1], a[:, :, i, m])
+        assert ours[2] == factor
+    energy = spectral.contribution_energy(model, "a", "b")
+    golden = np.mean([[[np.sum(convolve2d(convolve2d(b[:, :, m, o], interpolation_2d),
+                                          _zero_insert(a[:, :, i, m], factor)) ** 2)
+                        for o in range(2)] for m in range(3)] for i in range(2)], axis=2)
+    np.testing.assert_allclose(energy, golden, rtol=1e-9)
+
+
+def _zero_insert(kernel, factor):
+    out = np.zeros(((kernel.shape[0] - 1) * factor + 1, (kernel.shape[1] - 1) * factor + 1))
+    out[::factor, ::factor] = kernel
+    return out
+
+
+def test_average_pooling_pairs_like_a_strided_convolution():
+    """Encoder side: a (fine) * box, then down-sampling; Conv2D stride 2 then pool 2: stride 4
+    and the box spread by 2 (noble identity)."""
+    keras.utils.set_random_seed(4)
+    x = keras.Input((16, 16, 2))
+    h = keras.layers.Conv2D(3, 3, padding="same", name="d1")(x)
+    h = keras.layers.AveragePooling2D(2, name="pool1")(keras.layers.ELU(name="d1_elu")(h))
+    h = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="d2")(h)
+    h = keras.layers.AveragePooling2D(2, name="pool2")(h)
+    h = keras.layers.Conv2D(2, 3, padding="same", name="d3")(h)
+    model = keras.Model(x, h)
+    assert spectral.conv_pairs(model) == [("d1", "d2"), ("d2", "d3")]
+    assert spectral.pair_layout(model, "d1", "d2") == ("a", "b", 2)
+    assert spectral.pair_layout(model, "d2", "d3") == ("a", "b", 4)
+    d1, d2, d3 = (np.asarray(model.get_layer(n).kernel) for n in ("d1", "d2", "d3"))
+    box = np.full((2, 2), 0.25)
+    spread = np.zeros((3, 3))
+    spread[::2, ::2] = 0.25                     # the box with one zero between taps
+    rho_12, rho_23 = spectral.layer_sdr(model, "d1", "d2"), spectral.layer_sdr(model, "d2", "d3")
+    for i, m, o in [(0, 0, 0), (1, 2, 3), (1, 1, 2)]:
+        assert rho_12[i, m, o] == pytest.approx(
+            dtft_sdr(convolve2d(d1[:, :, i, m], box), d2[:, :, m, o], 2), rel=1e-9)
+    for i, m, o in [(0, 0, 0), (2, 3, 1), (1, 1, 0)]:
+        assert rho_23[i, m, o] == pytest.approx(
+            dtft_sdr(convolve2d(d2[:, :, i, m], spread), d3[:, :, m, o], 4), rel=1e-9)
+
+
+def test_nested_and_shared_layers_by_split_names(nested_generator):
+    """layer_kernels, contribution_energy and zero_kernels take the names split takes."""
+    conv_a = nested_generator.get_layer("block").get_layer("conv_a")
+    conv_b = nested_generator.get_layer("block").get_layer("conv_b")
+    np.testing.assert_array_equal(spectral.layer_kernels(nested_generator, "block/conv_a"),
+                                  np.asarray(conv_a.kernel))
+    a, b = np.asarray(conv_a.kernel, "float64"), np.asarray(conv_b.kernel, "float64")
+    energy = spectral.contribution_energy(nested_generator, "block/conv_a", "block/conv_b")
+    golden = np.mean([[[np.sum(convolve2d(b[:, :, m, o], a[:, :, i, m]) ** 2) for o in range(6)]
+                       for m in range(6)] for i in range(6)], axis=2)
+    np.testing.assert_allclose(energy, golden, rtol=1e-9)
+
+    z = np.random.default_rng(0).normal(size=(3, 8)).astype("float32")
+    before = np.asarray(nested_generator(z))
+    for name, layer in [("block/conv_a", conv_a),
+                        ("shared:0", nested_generator.get_layer("shared"))]:
+        keep = np.random.default_rng(1).random(np.shape(layer.kernel)[2:]) > 0.5
+        pruned = spectral.zero_kernels(nested_generator, name, keep)
+        kernel = np.asarray(layer.kernel)
+        layer.kernel.assign(kernel * keep[None, None])        # by hand, on the model itself
+        golden = np.asarray(nested_generator(z))
+        layer.kernel.assign(kernel)
+        np.testing.assert_allclose(np.asarray(pruned(z)), golden, atol=1e-6, err_msg=name)
+        np.testing.assert_array_equal(np.asarray(nested_generator(z)), before)
+    with pytest.raises(ValueError, match=r"keep has shape \(2, 2\); layer 'block/conv_a' has 6 "
+                                         r"inputs x 6 outputs"):
+        spectral.zero_kernels(nested_generator, "block/conv_a", np.ones((2, 2), bool))
+
+
+def test_no_pairs_is_an_error_that_says_why():
+    keras.utils.set_random_seed(0)
+    x = keras.Input((8, 8, 2))
+    c1 = keras.layers.Conv2D(3, 3, padding="same", name="c1")(x)
+    h = keras.layers.Concatenate(name="skip")([keras.layers.ReLU(name="r1")(c1), x])
+    model = keras.Model(x, keras.layers.Conv2D(2, 3, padding="same", name="c2")(h), name="cat")
+    assert spectral.conv_pairs(model) == []
+    for function in (spectral.model_sdr, spectral.sdr_by_resolution):
+        with pytest.raises(ValueError, match=r"'cat' has no two successive convolutions.*c2 "
+                                             r"reads skip \(Concatenate\)"):
+            function(model)
+    dense = keras.Model(x, keras.layers.Dense(2, name="d")(keras.layers.Flatten()(x)),
+                        name="mlp")
+    with pytest.raises(ValueError, match=r"'mlp' has no Conv2D or Conv2DTranspose.*Dense"):
+        spectral.model_sdr(dense)
+    bicubic = _resize_conv("bicubic", 2)
+    with pytest.raises(ValueError, match=r"UpSampling2D size \(2, 2\), interpolation 'bicubic'"
+                                         r".*nearest or bilinear"):
+        spectral.layer_sdr(bicubic, "a", "b")
+    with pytest.raises(ValueError, match=r"unknown interpolation 'area'; valid: nearest, bilinear"):
+        spectral.interpolation_kernel("area", 2)
+
+
+def test_committed_began_has_sdr_at_every_resolution():
+    """Nearest up-sampling + 3x3 convolutions: the resize pairs now have values."""
+    from tfcf.models.registry import load_generator
+
+    began = load_generator("began_celeba64_small_faces").model
+    pairs = spectral.conv_pairs(began)
+    assert ("conv1_b", "conv3_a") in pairs and ("conv4_b", "conv5_a") in pairs
+    a = np.asarray(began.get_layer("conv1_b").kernel)
+    b = np.asarray(began.get_layer("conv3_a").kernel)
+    rho = spectral.layer_sdr(began, "conv1_b", "conv3_a")
+    for i, m, o in [(0, 0, 0), (3, 7, 11)]:
+        fine = convolve2d(b[:, :, m, o], np.ones((2, 2)))
+        assert rho[i, m, o] == pytest.approx(dtft_sdr(fine, a[:, :, i, m], 2), rel=1e-9)
+    levels = spectral.sdr_by_resolution(began)
+    assert sorted(levels) == [8, 16, 32, 64]
+    at_16 = [p for p in pairs if spectral.fine_resolution(began, *p) == 16]
+    assert at_16 == [("conv1_b", "conv3_a"), ("conv3_a", "conv3_b")]
+    np.testing.assert_array_equal(levels[16], np.concatenate(
+        [spectral.layer_sdr(began, *p).ravel() for p in at_16]))
+
+
 def test_bad_input_is_named():
     generator, discriminator = _tiny_generator_and_discriminator()
     with pytest.raises(ValueError, match="'g2' and 'g1' are not successive convolutions"):
