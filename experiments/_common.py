@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from pathlib import Path
@@ -41,9 +42,10 @@ def model_options(function=None, *, default="face_dcgan"):
                                 help="Checkpoint for dcgan:/vae:/began: models (.weights.h5 or "
                                      "tensorlayer .npz).")(function)
         function = click.option("--model", "model_name", default=default, show_default=True,
-                                help="face_dcgan (pretrained), a trained model of "
-                                     "models/weights/ [@step], dcgan:<preset>, vae:<preset>, "
-                                     "began:<preset>, or a .keras file.")(function)
+                                help="face_dcgan or mobile_stylegan[:<size>] (pretrained), "
+                                     "a trained model of models/weights/ [@step], "
+                                     "dcgan:<preset>, vae:<preset>, began:<preset>, or a "
+                                     ".keras file.")(function)
         return function
 
     return decorate(function) if function is not None else decorate
@@ -188,14 +190,57 @@ def cli_errors(function):
     return wrapper
 
 
-def elementary_maps(spec, layer, samples, pairs, seed, statistic="mean_abs"):
-    """Latent samples and the elementary influence maps of ``layer``, cached on disk
+LATENTS = ("auto", "encoder", "prior")
+
+
+def latent_option(function):
+    """--latents: encoder means of held-out real images (a VAE's) or prior samples."""
+    return click.option(
+        "--latents", type=click.Choice(LATENTS), default="auto", show_default=True,
+        help="encoder: a VAE's encoder means of real images it was not trained on (the paper's "
+             "Fig. 8); prior: samples of the latent prior; auto: encoder where the model has an "
+             "encoder and its data is found, else prior.")(function)
+
+
+@dataclasses.dataclass
+class Latents:
+    """The latent codes a figure uses, the real images they encode (None for prior samples)
+    and a sentence saying which they are."""
+
+    z: object
+    images: object
+    source: str
+    note: str
+
+
+def draw_latents(spec, samples, seed, latents="auto"):
+    """:class:`Latents` for ``--latents``; ``encoder`` without an encoder or data is an error.
+
+        drawn = draw_latents(spec, 256, seed=0, latents="auto")
+    """
+    if latents not in LATENTS:
+        raise ValueError(f"unknown --latents {latents!r}; valid: {', '.join(LATENTS)}")
+    if latents == "prior" or (latents == "auto" and not spec.has_encoder):
+        return Latents(spec.sample_latent(samples, seed=seed), None, "prior",
+                       f"{samples} samples of the {spec.latent} latent prior")
+    try:
+        z, images, where = spec.real_latents(samples, seed=seed)
+    except LookupError as error:
+        if latents == "encoder":
+            raise ValueError(f"--latents encoder: {error}") from None
+        step(f"    note: prior samples instead of encoder latents ({error})")
+        return Latents(spec.sample_latent(samples, seed=seed), None, "prior",
+                       f"{samples} samples of the {spec.latent} latent prior ({error})")
+    return Latents(z, images, "encoder", f"encoder means of {samples} real images: {where}")
+
+
+def elementary_maps(spec, layer, z, pairs, seed, statistic="mean_abs"):
+    """The elementary influence maps of ``layer`` over latents ``z``, cached on disk
     (:func:`tfcf.influence.cached_influence_maps`)."""
     from tfcf.influence import cached_influence_maps
 
-    z = spec.sample_latent(samples, seed=seed)
-    return z, cached_influence_maps(spec.model, layer, z, num_pairs=pairs, seed=seed,
-                                    statistic=statistic, report=step)
+    return cached_influence_maps(spec.model, layer, z, num_pairs=pairs, seed=seed,
+                                 statistic=statistic, report=step)
 
 
 def finish(outdir, started, seed, params, payload):

@@ -73,7 +73,9 @@ def demo(ctx, model_name, weights, layer, examples, blocks, samples, pairs, k, r
 
     step(f"[2/7] hybrids of {blocks} channel blocks of {spec.layer} {layer_shape}")
     channel_blocks = [b.tolist() for b in np.array_split(np.arange(num_channels), blocks)]
-    block_images = module_hybrids(spec, spec.layer, channel_blocks, z, examples, seed)
+    blocks_result = module_hybrids(spec, spec.layer, channel_blocks, z, examples, seed)
+    block_images = np.concatenate([blocks_result["original_1"][None],
+                                   blocks_result["original_2"][None], blocks_result["hybrids"]])
     titles = ["Original 1", "Original 2"] + [f"Hybrid: ch {b[0]}-{b[-1]}" for b in channel_blocks]
     save_figure(image_grid(
         np.swapaxes(block_images, 0, 1), column_titles=titles,
@@ -84,7 +86,7 @@ def demo(ctx, model_name, weights, layer, examples, blocks, samples, pairs, k, r
     block_change = [float(np.abs(h - block_images[0]).mean()) for h in block_images[2:]]
 
     step(f"[3/7] elementary influence maps of {num_channels} channels, {pairs} pairs")
-    _, maps = elementary_maps(spec, spec.layer, samples, pairs, seed)
+    maps = elementary_maps(spec, spec.layer, z[:samples], pairs, seed)
     influence = tfcf.individual_influence(maps)
     strongest = np.argsort(-influence)[:16]
     save_figure(influence_maps_figure(maps, channels=strongest.tolist(),
@@ -97,10 +99,10 @@ def demo(ctx, model_name, weights, layer, examples, blocks, samples, pairs, k, r
     save_figure(cluster_figure(maps[live], clustering, channels=live,
                                title=f"{k} modules of {spec.layer}: NMF templates and example "
                                      "maps"), outdir / "clusters.png")
-    module_images = module_hybrids(spec, spec.layer, modules, z, examples, seed)
-    save_hybrids(module_images, outdir, f"Module hybrids: each module of {spec.layer} from "
-                                         "Original 2", spec, k, [len(m) for m in modules],
-                  filename="module_hybrids.png")
+    module_result = module_hybrids(spec, spec.layer, modules, z, examples, seed)
+    save_hybrids(module_result, outdir, f"Module hybrids: each module Cj of {spec.layer} from "
+                                        "Original 2", spec, clustering.templates,
+                 [len(m) for m in modules], filename="module_hybrids.png")
 
     # Each stability run clusters two thirds of the maps: k must stay below that count.
     ks = [value for value in range(2, 7) if value <= (2 * len(live)) // 3]

@@ -20,7 +20,9 @@ from tfcf.experiments._common import (
     FACE_DCGAN,
     FACE_VAE,
     cli_errors,
+    draw_latents,
     elementary_maps,
+    latent_option,
     finish,
     load_spec,
     model_options,
@@ -48,40 +50,53 @@ def cluster_live(maps, k, seed, method="nmf"):
     return clustering, live, modules
 
 
-def module_hybrids(spec, layers, modules, z, examples, seed):
-    """Rows: Original 1, Original 2, then one hybrid row per module; columns: example pairs."""
+def module_hybrids(spec, layers, modules, latents, examples, seed):
+    """Base and source samples drawn from ``latents`` (a :class:`Latents` or an array of
+    codes) and each module's hybrids: a dict with ``original_1``, ``original_2``, ``hybrids``
+    [k, N, H, W, C] and, for encoder latents, ``real_1``/``real_2`` (the real images)."""
     import numpy as np
 
     import tfcf
 
+    z = getattr(latents, "z", latents)
+    images = getattr(latents, "images", None)
     rng = np.random.default_rng(seed + 1)
     order = rng.permutation(len(z))
-    base, source = z[order[:examples]], z[order[examples:2 * examples]]
-    rows = [np.asarray(spec.model.predict_on_batch(base)),
-            np.asarray(spec.model.predict_on_batch(source))]
-    for module in modules:
-        if isinstance(layers, str):
-            rows.append(tfcf.hybrid(spec.model, layers, module, base=base, source=source))
-        else:
-            rows.append(tfcf.hybrid(spec.model, list(layers), module, base=base, source=source))
-    return np.stack(rows)
+    first, second = order[:examples], order[examples:2 * examples]
+    base, source = z[first], z[second]
+    at = layers if isinstance(layers, str) else list(layers)
+    result = {"original_1": np.asarray(spec.model.predict_on_batch(base)),
+              "original_2": np.asarray(spec.model.predict_on_batch(source)),
+              "hybrids": np.stack([tfcf.hybrid(spec.model, at, module, base=base, source=source)
+                                   for module in modules])}
+    if images is not None:
+        result["real_1"], result["real_2"] = images[first], images[second]
+    return result
 
 
-def save_hybrids(images, outdir, title, spec, num_modules, sizes, filename="hybrids.png"):
+def save_hybrids(result, outdir, title, spec, templates, sizes, filename="hybrids.png"):
+    """The module-hybrid figure (hybrids, |hybrid - Original 1| per module, templates)."""
     from tfcf.io import save_figure
-    from tfcf.plots import image_grid
+    from tfcf.plots import module_hybrids_figure
 
-    row_titles = ["Original 1", "Original 2"] + [
-        f"module {j + 1} ({sizes[j]} ch)" for j in range(num_modules)
-    ]
-    figure = image_grid(images, row_titles=row_titles,
-                        column_titles=[f"pair {i + 1}" for i in range(images.shape[1])],
-                        title=title, value_range=spec.value_range)
+    reals = (result["real_1"], result["real_2"]) if "real_1" in result else None
+    figure = module_hybrids_figure((result["original_1"], result["original_2"]),
+                                   result["hybrids"], templates, reals=reals,
+                                   value_range=spec.value_range, title=title, sizes=sizes)
     return save_figure(figure, outdir / filename)
 
 
+def hybrid_changes(result):
+    """Per module: mean |hybrid - Original 1| (value units, mean over pixels and pairs)."""
+    import numpy as np
+
+    return [float(np.mean(np.abs(h.astype("float64") - result["original_1"])))
+            for h in result["hybrids"]]
+
+
 def modules_experiment(ctx, figure, outdir, model_name, weights, layer, samples, pairs, k,
-                       examples, ks, seed, overwrite, wanted, statistic="mean_abs"):
+                       examples, ks, seed, overwrite, wanted, statistic="mean_abs",
+                       latents="auto"):
     """EIMs -> NMF modules -> module hybrids -> magnitude of causal effects (Figs. 8, 10, 11)."""
     outdir, started = prepare(ctx, outdir, overwrite)
     import tfcf
@@ -90,17 +105,20 @@ def modules_experiment(ctx, figure, outdir, model_name, weights, layer, samples,
     from tfcf.plots import cluster_figure, magnitude_figure
 
     spec = load_spec(ctx, model_name, weights, layer)
-    step(f"[1/4] elementary influence maps of {spec.layer} ({pairs} pairs)")
-    z, maps = elementary_maps(spec, spec.layer, samples, pairs, seed, statistic)
+    drawn = draw_latents(spec, max(samples, 2 * examples), seed, latents)
+    z = drawn.z
+    step(f"[1/4] elementary influence maps of {spec.layer} ({pairs} pairs, {drawn.source} "
+         "latents)")
+    maps = elementary_maps(spec, spec.layer, z, pairs, seed, statistic)
     step(f"[2/4] NMF clustering into {k} modules")
     clustering, live, modules = cluster_live(maps, k, seed)
     save_figure(cluster_figure(maps[live], clustering, channels=live,
                                title=f"{figure}: influence-map clusters of {spec.layer} "
                                      f"({spec.name})"), outdir / "clusters.png")
     step("[3/4] module hybrids")
-    images = module_hybrids(spec, spec.layer, modules, z, examples, seed)
-    save_hybrids(images, outdir, f"{figure}: hybrids, module of {spec.layer} from Original 2",
-                  spec, k, [len(m) for m in modules])
+    result = module_hybrids(spec, spec.layer, modules, drawn, examples, seed)
+    save_hybrids(result, outdir, f"{figure}: hybrids, module Cj of {spec.layer} from Original 2",
+                 spec, clustering.templates, [len(m) for m in modules])
     effects = None
     if ks:
         step(f"[4/4] magnitude of causal effects, k = {list(ks)}")
@@ -113,9 +131,14 @@ def modules_experiment(ctx, figure, outdir, model_name, weights, layer, samples,
     finish(outdir, started, seed, {
         "model": model_name, "weights": weights, "layer": spec.layer, "samples": samples,
         "pairs": pairs, "k": k, "statistic": statistic, "examples": examples, "ks": list(ks),
+        "latents": drawn.source,
     }, {
         "figure": figure,
         "generator": spec.description,
+        "objective": (spec.card or {}).get("objective"),
+        "latents": drawn.note,
+        "module_names": [f"C{j}" for j in range(k)],
+        "mean_abs_change_per_module": hybrid_changes(result),
         "note": STAND_IN.format(wanted=wanted) if model_name == "face_dcgan" and wanted else "",
         "clustering": clustering.to_dict(),
         "modules": modules,
@@ -133,16 +156,18 @@ def modules_experiment(ctx, figure, outdir, model_name, weights, layer, samples,
 @sampling_options()
 @click.option("--show", type=click.IntRange(1, 256), default=16, show_default=True,
               help="Maps shown: the most influential channels first.")
+@latent_option
 @outdir_options("outputs/fig3b")
 @click.pass_context
 @cli_errors
-def fig3b(ctx, model_name, weights, layer, samples, pairs, show, outdir, seed, overwrite):
+def fig3b(ctx, model_name, weights, layer, samples, pairs, show, latents, outdir, seed,
+          overwrite):
     """Figure 3b: example elementary influence maps (eq 2), one per channel.
 
     \b
     Examples:
       tfcf fig3b --outdir outputs/fig3b
-      tfcf fig3b --layer main.5 --pairs 512 --show 32
+      tfcf fig3b --model face_dcgan --layer main.5 --pairs 512 --show 32
     """
     outdir, started = prepare(ctx, outdir, overwrite)
     import numpy as np
@@ -152,8 +177,9 @@ def fig3b(ctx, model_name, weights, layer, samples, pairs, show, outdir, seed, o
     from tfcf.plots import influence_maps_figure
 
     spec = load_spec(ctx, model_name, weights, layer)
-    step(f"[1/2] elementary influence maps of {spec.layer}")
-    _, maps = elementary_maps(spec, spec.layer, samples, pairs, seed)
+    drawn = draw_latents(spec, samples, seed, latents)
+    step(f"[1/2] elementary influence maps of {spec.layer} ({drawn.source} latents)")
+    maps = elementary_maps(spec, spec.layer, drawn.z, pairs, seed)
     strength = tfcf.individual_influence(maps)
     chosen = np.argsort(-strength)[: min(show, len(maps))]
     step("[2/2] figure")
@@ -163,8 +189,10 @@ def fig3b(ctx, model_name, weights, layer, samples, pairs, show, outdir, seed, o
                 outdir / "influence_maps.png")
     np.save(outdir / "influence_maps.npy", maps)
     finish(outdir, started, seed, {"model": model_name, "weights": weights,
-                                    "layer": spec.layer, "samples": samples, "pairs": pairs},
+                                    "layer": spec.layer, "samples": samples, "pairs": pairs,
+                                    "latents": drawn.source},
             {"figure": "ICLR 2020 Fig. 3b", "generator": spec.description,
+             "objective": (spec.card or {}).get("objective"), "latents": drawn.note,
              "shown_channels": chosen.tolist(), "individual_influence": strength.tolist(),
              "files": ["influence_maps.png", "influence_maps.npy"]})
 
@@ -179,14 +207,15 @@ def _modules_command(name, figure, wanted, default_examples, default_ks, doc, mo
                   show_default=True, help="Pairs shown in the hybrid figure.")
     @click.option("--ks", default=default_ks, show_default=True,
                   help="Numbers of clusters for the magnitude plot ('' to skip).")
+    @latent_option
     @outdir_options(f"outputs/{name}")
     @click.pass_context
     @cli_errors
-    def command(ctx, model_name, weights, layer, samples, pairs, k, examples, ks, outdir, seed,
-                overwrite):
+    def command(ctx, model_name, weights, layer, samples, pairs, k, examples, ks, latents, outdir,
+                seed, overwrite):
         values = [int(v) for v in ks.split(",") if v.strip()] if ks else []
         modules_experiment(ctx, figure, outdir, model_name, weights, layer, samples, pairs, k,
-                           examples, values, seed, overwrite, wanted)
+                           examples, values, seed, overwrite, wanted, latents=latents)
 
     return command
 
@@ -227,10 +256,12 @@ fig11 = _modules_command(
 @click.option("--ks", default="2,3,4,5,6", show_default=True, help="Numbers of clusters.")
 @click.option("--repeats", type=click.IntRange(1), default=20, show_default=True,
               help="Random 3-way partitions per k.")
+@latent_option
 @outdir_options("outputs/fig9")
 @click.pass_context
 @cli_errors
-def fig9(ctx, model_name, weights, layer, samples, pairs, ks, repeats, outdir, seed, overwrite):
+def fig9(ctx, model_name, weights, layer, samples, pairs, ks, repeats, latents, outdir, seed,
+         overwrite):
     """Figure 9: cluster stability (label consistency, template cosine), NMF vs k-means.
 
     \b
@@ -245,8 +276,9 @@ def fig9(ctx, model_name, weights, layer, samples, pairs, ks, repeats, outdir, s
 
     spec = load_spec(ctx, model_name, weights, layer)
     values = [int(v) for v in ks.split(",") if v.strip()]
-    step(f"[1/2] elementary influence maps of {spec.layer}")
-    _, maps = elementary_maps(spec, spec.layer, samples, pairs, seed)
+    drawn = draw_latents(spec, samples, seed, latents)
+    step(f"[1/2] elementary influence maps of {spec.layer} ({drawn.source} latents)")
+    maps = elementary_maps(spec, spec.layer, drawn.z, pairs, seed)
     step(f"[2/2] stability, k = {values}, {repeats} repeats, NMF and k-means")
     live = tfcf.modules.live_channels(maps)
     results = [tfcf.stability(maps[live], ks=values, method=method, repeats=repeats, seed=seed)
@@ -255,8 +287,9 @@ def fig9(ctx, model_name, weights, layer, samples, pairs, ks, repeats, outdir, s
                                                 f"({spec.name})"), outdir / "stability.png")
     finish(outdir, started, seed, {"model": model_name, "weights": weights,
                                     "layer": spec.layer, "samples": samples, "pairs": pairs,
-                                    "ks": values, "repeats": repeats},
+                                    "ks": values, "repeats": repeats, "latents": drawn.source},
             {"figure": "ICLR 2020 Fig. 9", "generator": spec.description,
+             "objective": (spec.card or {}).get("objective"), "latents": drawn.note,
              "nmf": results[0].to_dict(), "kmeans": results[1].to_dict(),
              "files": ["stability.png"]})
 
@@ -286,11 +319,11 @@ def _two_layer_command(name, figure, default_examples, doc):
         pair = pair or spec.layer_pair
         if len(pair) != 2:
             ctx.fail(f"--layers needs two layer names, got {pair!r}")
+        drawn = draw_latents(spec, max(samples, 2 * examples), seed, "prior")
         all_maps = []
         for position, name_ in enumerate(pair):
             step(f"[{position + 1}/4] elementary influence maps of {name_}")
-            z, maps = elementary_maps(spec, name_, samples, pairs, seed)
-            all_maps.append(maps)
+            all_maps.append(elementary_maps(spec, name_, drawn.z, pairs, seed))
         counts = [len(m) for m in all_maps]
         step(f"[3/4] one NMF clustering of both layers' maps into {k} modules")
         stacked = np.concatenate(all_maps)
@@ -303,16 +336,19 @@ def _two_layer_command(name, figure, default_examples, doc):
         modules = [[[c for c in members if c < counts[0]],
                     [c - counts[0] for c in members if c >= counts[0]]] for members in joint]
         step("[4/4] hybrids intervening on both layers")
-        images = module_hybrids(spec, pair, modules, z, examples, seed)
-        save_hybrids(images, outdir, f"{figure}: module of {pair[0]} and {pair[1]} from "
-                                      "Original 2", spec, k, [sum(map(len, m)) for m in modules])
+        result = module_hybrids(spec, pair, modules, drawn, examples, seed)
+        save_hybrids(result, outdir, f"{figure}: module Cj of {pair[0]} and {pair[1]} from "
+                                     "Original 2", spec, clustering.templates,
+                     [sum(map(len, m)) for m in modules])
         finish(outdir, started, seed, {"model": model_name, "weights": weights,
                                         "layers": list(pair), "samples": samples,
                                         "pairs": pairs, "k": k, "examples": examples},
                 {"figure": figure, "generator": spec.description,
                  "note": STAND_IN.format(wanted="BEGAN trained on CelebA")
                  if model_name == "face_dcgan" else "",
-                 "modules": modules, "clustering": clustering.to_dict(),
+                 "modules": modules, "module_names": [f"C{j}" for j in range(k)],
+                 "mean_abs_change_per_module": hybrid_changes(result),
+                 "clustering": clustering.to_dict(),
                  "files": ["clusters.png", "hybrids.png"]})
 
     return command

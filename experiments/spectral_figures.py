@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import click
 
-from tfcf.experiments._common import (FACE_DCGAN, FACE_VAE, cli_errors, finish, load_spec,
-                                 model_options, outdir_options, prepare, step)
+from tfcf.experiments._common import (FACE_DCGAN, FACE_VAE, cli_errors, draw_latents, finish,
+                                 latent_option, load_spec, model_options, outdir_options,
+                                 prepare, step)
 
 SDR_VARIANTS = ("32ch beta 1=vae_sdr_c32_b1_fashion", "32ch beta 0.1=vae_sdr_c32_b0.1_fashion",
                 "64ch beta 1=vae_sdr_c64_b1_fashion", "64ch beta 0.1=vae_sdr_c64_b0.1_fashion")
 DROPOUT_DCGAN = "dcgan_dropout_fashion"
 STRETCH_RUNS = ("vae_plain_fashion", "vae_sdrpenalty_fashion")
+DROPOUT_CONTROL = "dcgan_paper_cifar10_fashion"   # the same GAN without dropout (final only)
+RESAMPLES, CONFIDENCE = 1000, 0.95                  # bootstrap bands of the curves along training
 
 
 def committed_checkpoints(ctx, name):
@@ -81,8 +84,7 @@ def sdr_fig3a(ctx, model_name, weights, layer, layers, pathway, outdir, seed, ov
     else:
         # the first strided pair after the projection from z (whose input is 1x1)
         pair = next((p for p in _generator_pairs(spec)
-                     if spectral.pair_layout(spec.model, *p)[2] > 1
-                     and spec.model.get_layer(p[0]).input.shape[1] > 1),
+                     if spectral.pair_layout(spec.model, *p)[2] > 1 and _input_side(spec.model, p[0]) > 1),
                     _generator_pairs(spec)[0])
     rho = spectral.layer_sdr(spec.model, *pair)
     fine_name, _, stride = spectral.pair_layout(spec.model, *pair)
@@ -92,9 +94,7 @@ def sdr_fig3a(ctx, model_name, weights, layer, layers, pathway, outdir, seed, ov
         energy = spectral.contribution_energy(spec.model, *pair)[:, :, None] * np.ones_like(rho)
         strong = np.flatnonzero(energy.ravel() >= np.median(energy))
         i, m, o = np.unravel_index(np.random.default_rng(seed).choice(strong), rho.shape)
-    a = spectral.layer_kernels(spec.model.get_layer(pair[0]))[:, :, i, m]
-    b = spectral.layer_kernels(spec.model.get_layer(pair[1]))[:, :, m, o]
-    fine, coarse = (b, a) if fine_name == "b" else (a, b)
+    fine, coarse, stride = spectral.pathway(spec.model, *pair, i, m, o)
     value = spectral.kernel_sdr(fine, coarse, stride)
     save_figure(pathway_figure(fine, coarse, stride, value, title=(
         f"SDR Fig. 3a: {pair[0]} ({i}->{m}) then {pair[1]} ({m}->{o}), rho = {value:.3f}")),
@@ -106,7 +106,15 @@ def sdr_fig3a(ctx, model_name, weights, layer, layers, pathway, outdir, seed, ov
              "layer_pair": spectral.summarize(rho), "files": ["pathway.png"]})
 
 
-def _histogram_command(name, figure, other_label, default_other, default_model):
+def _input_side(model, layer):
+    """The spatial side of the tensor ``layer`` reads (1 for the projection from z)."""
+    from tfcf.graph import flat_graph
+
+    graph = flat_graph(model)
+    return graph.specs[graph.op_named(layer).inputs[0]].shape[1]
+
+
+def _histogram_command(name, figure, other_label, default_other, default_model, example):
     @click.command(name)
     @model_options(default=default_model)
     @click.option("--other", "other_name", default=None,
@@ -159,6 +167,7 @@ def _histogram_command(name, figure, other_label, default_other, default_model):
                 {"figure": figure, "generator": spec.description,
                  "summary": {net: {str(level): spectral.summarize(values) for level, values in
                                    levels.items()} for net, levels in groups.items()},
+                 "beyond_plotted_range": _beyond_plotted_range(groups),
                  "note": "" if other_name else f"no {other_label} given (--other)",
                  "files": ["sdr_histograms.png", "rho.npz"]})
 
@@ -168,15 +177,28 @@ def _histogram_command(name, figure, other_label, default_other, default_model):
     \b
     Examples:
       tfcf {name}
-      tfcf {name} --model {default_other.split(' ')[0]} --weights G --other {default_other.split(' ')[0]} --other-weights D
+      tfcf {name} {example}
     """
     return command
 
 
-sdr_fig4 = _histogram_command("sdr-fig4", "SDR paper Fig. 4", "discriminator", "dcgan:<preset>",
-                              FACE_DCGAN)
-sdr_fig5 = _histogram_command("sdr-fig5", "SDR paper Fig. 5", "encoder", "vae:<preset>",
-                              FACE_VAE)
+sdr_fig4 = _histogram_command(
+    "sdr-fig4", "SDR paper Fig. 4", "discriminator", "dcgan:<preset>", FACE_DCGAN,
+    "--model dcgan:paper_celeba --weights g.weights.h5 --other dcgan:paper_celeba "
+    "--other-weights d.weights.h5")
+sdr_fig5 = _histogram_command(
+    "sdr-fig5", "SDR paper Fig. 5", "encoder", "vae:<preset>", FACE_VAE,
+    "--model vae:paper_celeba --weights decoder.weights.h5 --other vae:paper_celeba "
+    "--other-weights encoder.weights.h5")
+
+
+def _beyond_plotted_range(groups):
+    """Per network and resolution, the shares of rho below and above the histograms' range."""
+    from tfcf.plots_spectral import SDR_RANGE, beyond_range
+
+    shares = {net: {str(level): dict(zip(("below", "above"), beyond_range(values, *SDR_RANGE)))
+                    for level, values in levels.items()} for net, levels in groups.items()}
+    return {"range": list(SDR_RANGE), "shares": shares}
 
 
 def _removal_command(name, figure, default_examples):
@@ -289,17 +311,8 @@ def _parse_models(ctx, entries, what):
     return specs
 
 
-def _compare_command(name, figure, option, help_text, defaults):
-    @click.command(name)
-    @click.option(f"--{option}", "entries", multiple=True,
-                  help=f"{help_text}: LABEL=MODEL[@WEIGHTS]; repeat.  [default: " + (
-                      f"every committed checkpoint of {defaults}" if isinstance(defaults, str)
-                      else ", ".join(defaults)) + "]")
-    @click.option("--examples", type=click.IntRange(1, 32), default=6, show_default=True)
-    @outdir_options(f"outputs/{name}")
-    @click.pass_context
-    @cli_errors
-    def command(ctx, entries, examples, outdir, seed, overwrite):
+def _compare_command(name, figure, option, help_text, defaults, control_default=None):
+    def command(ctx, entries, examples, outdir, seed, overwrite, control=None):
         outdir, started = prepare(ctx, outdir, overwrite)
         import numpy as np
 
@@ -308,10 +321,19 @@ def _compare_command(name, figure, option, help_text, defaults):
         from tfcf.plots import image_grid
         from tfcf.plots_spectral import sdr_histograms_figure
 
-        if not entries:
+        defaulted = not entries
+        if defaulted:
             entries = (committed_checkpoints(ctx, defaults) if isinstance(defaults, str)
                        else defaults)
+        if control is None and defaulted:
+            control = control_default
+        if control is not None and control.strip().lower() == "none":
+            control = None
         specs = _parse_models(ctx, entries, option)
+        along_training = option == "checkpoint" and all(label.isdigit() for label, _ in specs)
+        if control and not along_training:
+            ctx.fail(f"--control needs --{option} labels that are training steps (integers)")
+        control_spec, control_step = _control_model(ctx, control) if control else (None, None)
         groups, rows = {}, []
         for label, spec in specs:
             step(f"    {label}: SDR of every pathway, {examples} samples")
@@ -323,35 +345,191 @@ def _compare_command(name, figure, option, help_text, defaults):
         save_figure(image_grid(np.stack(rows), row_titles=[label for label, _ in specs],
                                title=f"{figure}: samples"), outdir / "samples.png")
         files = ["sdr_histograms.png", "samples.png"]
-        if option == "checkpoint" and all(label.isdigit() for label in groups):
-            from tfcf.plots_spectral import sdr_evolution_figure
+        payload = {"figure": figure,
+                   "summary": {label: {str(level): spectral.summarize(values)
+                                       for level, values in levels.items()}
+                               for label, levels in groups.items()},
+                   "beyond_plotted_range": _beyond_plotted_range(groups)}
+        if along_training:
+            from tfcf.plots_spectral import sdr_evolution_figure, sdr_evolution_summary
 
-            save_figure(sdr_evolution_figure([int(label) for label in groups],
-                                             list(groups.values()),
-                                             title=f"{figure}: SDR along training"),
+            steps = [int(label) for label in groups]
+            bootstrap = {"resamples": RESAMPLES, "confidence": CONFIDENCE, "seed": seed,
+                         "statistic": "median of rho", "over": "the pathways of a resolution"}
+            summary = sdr_evolution_summary(steps, list(groups.values()), RESAMPLES, CONFIDENCE,
+                                            seed)
+            payload["bootstrap"] = bootstrap
+            payload["evolution"] = {str(level): entry for level, entry in summary.items()}
+            shown_control = None
+            payload["control"] = None
+            if control_spec is not None:
+                step(f"    control {control} (step {control_step}): SDR of every pathway")
+                rhos = spectral.sdr_by_resolution(control_spec.model)
+                shown_control = (f"{control_spec.name} (no dropout)" if control == DROPOUT_CONTROL
+                                 else control_spec.name, control_step, rhos)
+                entry = sdr_evolution_summary([control_step], [rhos], RESAMPLES, CONFIDENCE, seed)
+                payload["control"] = {
+                    "model": control, "generator": control_spec.description, "step": control_step,
+                    "median": {str(level): e["median"][0] for level, e in entry.items()},
+                    "median_interval": {str(level): [e["median_low"][0], e["median_high"][0]]
+                                        for level, e in entry.items()},
+                    "summary": {str(level): spectral.summarize(values)
+                                for level, values in rhos.items()}}
+            save_figure(sdr_evolution_figure(steps, list(groups.values()),
+                                             title=f"{figure}: SDR along training",
+                                             control=shown_control, resamples=RESAMPLES,
+                                             confidence=CONFIDENCE, seed=seed, summary=summary),
                         outdir / "evolution.png")
             files.append("evolution.png")
-        finish(outdir, started, seed, {option: list(entries), "examples": examples},
-                {"figure": figure,
-                 "summary": {label: {str(level): spectral.summarize(values) for level, values in
-                                     levels.items()} for label, levels in groups.items()},
-                 "files": files})
+        payload["files"] = files
+        params = {option: list(entries), "examples": examples}
+        if control_default is not None:
+            params["control"] = control
+        finish(outdir, started, seed, params, payload)
 
-    command.help = f"""{figure}: samples and SDR histograms of several generators.
+    if control_default is None:
+        command.__doc__ = f"""{figure}: samples and SDR histograms of several generators.
 
-    \b
-    Examples:
-      tfcf {name}
-      tfcf {name} --{option} "a=vae:paper_celeba@a.weights.h5" --{option} "b=vae:paper_celeba@b.weights.h5"
-    """
+        \b
+        Examples:
+          tfcf {name}
+          tfcf {name} --{option} "a=vae:paper_celeba@a.weights.h5" --{option} "b=vae:paper_celeba@b.weights.h5"
+        """
+    else:
+        command.__doc__ = f"""{figure}: samples and SDR histograms of checkpoints along training.
+
+        evolution.png: per resolution, the median rho over pathways at each step with its 95 %
+        bootstrap interval (1000 resamples of the pathways, seeded by --seed) and the 5-95 %
+        quantiles; --control, the same network trained without the intervention, as a star at
+        its own step.
+
+        \b
+        Examples:
+          tfcf {name}
+          tfcf {name} --control none
+          tfcf {name} --{option} 500=dcgan:paper_cifar10@cifar_g.weights.h5 --control {control_default}
+        """
+    decorators = [
+        click.command(name),
+        click.option(f"--{option}", "entries", multiple=True,
+                     help=f"{help_text}: LABEL=MODEL[@WEIGHTS]; repeat.  [default: " + (
+                         f"every committed checkpoint of {defaults}" if isinstance(defaults, str)
+                         else ", ".join(defaults)) + "]")]
+    if control_default is not None:
+        decorators.append(click.option(
+            "--control", default=None,
+            help="The same network trained without the intervention, drawn at its step on "
+                 "evolution.png: a committed model (its final step) or STEP=MODEL[@WEIGHTS]; "
+                 f"'none' to skip.  [default: {control_default} with the default checkpoints, "
+                 f"none with --{option}]"))
+    decorators += [click.option("--examples", type=click.IntRange(1, 32), default=6,
+                                show_default=True),
+                   outdir_options(f"outputs/{name}"), click.pass_context, cli_errors]
+    for decorate in reversed(decorators):
+        command = decorate(command)
     return command
+
+
+def _control_model(ctx, control):
+    """(spec, training step) of --control: a committed model, or STEP=MODEL[@WEIGHTS]."""
+    from tfcf.models.registry import committed_models
+
+    if "=" in control:
+        (label, spec), = _parse_models(ctx, [control], "--control")
+        if not label.isdigit():
+            ctx.fail(f"--control {control!r}: the label must be the training step (an integer)")
+        return spec, int(label)
+    cards = committed_models()
+    if control not in cards:
+        ctx.fail(f"--control {control!r} is neither STEP=MODEL[@WEIGHTS] nor a committed model "
+                 f"(models/weights/: {sorted(cards) or 'none'})")
+    return load_spec(ctx, control, None, None), int(cards[control]["steps"])
 
 
 sdr_fig7 = _compare_command("sdr-fig7", "SDR paper Figs. 7-9 (VAE variants)", "generator",
                             "A VAE variant (32 or 64 channels x beta 1 or 0.1)", SDR_VARIANTS)
 sdr_fig12 = _compare_command("sdr-fig12", "SDR paper Figs. 12-13 (dropout along training)",
                              "checkpoint", "A checkpoint of the DCGAN trained with dropout",
-                             DROPOUT_DCGAN)
+                             DROPOUT_DCGAN, control_default=DROPOUT_CONTROL)
+
+
+@click.command("sdr-fig8")
+@click.option("--encoder", "entries", multiple=True,
+              help="LABEL=COMMITTED_VAE: a committed VAE whose encoder is analysed; repeat.  "
+                   "[default: " + ", ".join(SDR_VARIANTS) + "]")
+@outdir_options("outputs/sdr-fig8")
+@click.pass_context
+@cli_errors
+def sdr_fig8(ctx, entries, outdir, seed, overwrite):
+    """SDR paper Fig. 8: SDR histograms of the ENCODERS of the four VAE variants.
+
+    The anti-causal direction: the encoder's successive convolutions, per resolution level,
+    for each variant (32 or 64 channels x beta 1 or 0.1), beside Fig. 7's decoders.
+
+    \b
+    Examples:
+      tfcf sdr-fig8
+      tfcf sdr-fig8 --encoder "paper=vae_paper_celeba_faces"
+    """
+    outdir, started = prepare(ctx, outdir, overwrite)
+    from tfcf import spectral
+    from tfcf.io import save_figure
+    from tfcf.models.registry import committed_models, load_inverse_network
+    from tfcf.plots_spectral import sdr_histograms_figure
+
+    groups = {}
+    for entry in entries or SDR_VARIANTS:
+        label, equals, name = (part.strip() for part in entry.partition("="))
+        if not equals or name not in committed_models():
+            ctx.fail(f"--encoder {entry!r} must read LABEL=COMMITTED_VAE (committed: "
+                     f"{', '.join(sorted(committed_models()))})")
+        step(f"    {label}: SDR of every pathway of the encoder of {name}")
+        groups[label] = spectral.sdr_by_resolution(load_inverse_network(name))
+    save_figure(sdr_histograms_figure(groups, title="SDR paper Fig. 8: encoder SDR per "
+                                                    "resolution level"),
+                outdir / "sdr_histograms.png")
+    finish(outdir, started, seed, {"encoders": list(entries or SDR_VARIANTS)},
+           {"figure": "SDR paper Fig. 8",
+            "summary": {label: {str(level): spectral.summarize(values)
+                                for level, values in levels.items()}
+                        for label, levels in groups.items()},
+            "beyond_plotted_range": _beyond_plotted_range(groups),
+            "files": ["sdr_histograms.png"]})
+
+
+@click.command("sdr-fig11")
+@model_options(default=FACE_VAE)
+@click.option("--count", type=click.IntRange(1, 256), default=64, show_default=True,
+              help="Random samples shown.")
+@outdir_options("outputs/sdr-fig11")
+@click.pass_context
+@cli_errors
+def sdr_fig11(ctx, model_name, weights, layer, count, outdir, seed, overwrite):
+    """SDR paper Fig. 11: random examples generated by the trained VAE (prior samples).
+
+    \b
+    Examples:
+      tfcf sdr-fig11
+      tfcf sdr-fig11 --model vae_sdr_c64_b0.1_fashion --count 32
+    """
+    outdir, started = prepare(ctx, outdir, overwrite)
+    import numpy as np
+
+    from tfcf.io import save_figure
+    from tfcf.plots import image_grid
+
+    spec = load_spec(ctx, model_name, weights, layer)
+    images = np.asarray(spec.model.predict(spec.sample_latent(count, seed=seed), verbose=0))
+    columns = int(np.ceil(np.sqrt(count)))
+    rows = int(np.ceil(count / columns))
+    padded = np.concatenate([images, np.full((rows * columns - count,) + images.shape[1:],
+                                             spec.value_range[0], images.dtype)])
+    save_figure(image_grid(padded.reshape((rows, columns) + images.shape[1:]),
+                           title=f"SDR paper Fig. 11: {count} random samples of {spec.name}",
+                           value_range=spec.value_range), outdir / "samples.png")
+    finish(outdir, started, seed, {"model": model_name, "weights": weights, "count": count},
+           {"figure": "SDR paper Fig. 11", "generator": spec.description,
+            "files": ["samples.png"]})
 
 
 def stretch_levels(model):
@@ -367,18 +545,22 @@ def stretch_levels(model):
 
 
 def _distortion_errors(spec, layers, z, factor, levels):
-    """Per layer: per-scale errors [N, levels], (distorted, reference) images, total MSE."""
+    """Per layer: per-scale errors [N, levels], (distorted, reference) images, total MSE, and
+    the total MSE of each image [N] (whose mean the total is)."""
     import numpy as np
 
     from tfcf import distortion
 
-    errors, images, totals = {}, {}, {}
+    errors, images, totals, per_image = {}, {}, {}, {}
     for layer_name in layers:
         distorted, reference = distortion.distort(spec.model, layer_name, z, factor=factor)
         errors[layer_name] = distortion.scale_errors(distorted, reference, levels)
         images[layer_name] = (distorted, reference)
-        totals[layer_name] = float(np.mean((distorted - reference) ** 2))
-    return errors, images, totals
+        difference = np.asarray(distorted, dtype=np.float64) - np.asarray(reference,
+                                                                          dtype=np.float64)
+        per_image[layer_name] = np.square(difference).reshape(len(difference), -1).mean(axis=1)
+        totals[layer_name] = float(per_image[layer_name].mean())
+    return errors, images, totals, per_image
 
 
 @click.command("stretch-fig3")
@@ -390,21 +572,23 @@ def _distortion_errors(spec, layers, z, factor, levels):
               help="Wavelet scales (components).")
 @click.option("--samples", type=click.IntRange(1), default=64, show_default=True)
 @click.option("--examples", type=click.IntRange(1, 16), default=4, show_default=True)
+@latent_option
 @outdir_options("outputs/stretch-fig3")
 @click.pass_context
 @cli_errors
-def stretch_fig3(ctx, model_name, weights, layer, layers, factor, levels, samples, examples,
+def stretch_fig3(ctx, model_name, weights, layer, layers, factor, levels, samples, examples, latents,
                  outdir, seed, overwrite):
     """Workshop Fig. 3a-d: stretch every map of one layer, compare with the stretched output.
 
     Writes distortions.png (rows: original, each distorted level, stretched original),
     scale_differences.png (one example: difference per wavelet scale and level) and
-    scale_errors.png (histograms over --samples images of the per-scale squared error).
+    scale_errors.png (bars: the per-scale squared error, mean and standard error over --samples
+    images, one colour per stretched layer).
 
     \b
     Examples:
       tfcf stretch-fig3
-      tfcf stretch-fig3 --model vae:repo --weights decoder.weights.h5
+      tfcf stretch-fig3 --model vae:paper_celeba --weights decoder.weights.h5
     """
     outdir, started = prepare(ctx, outdir, overwrite)
     import numpy as np
@@ -412,13 +596,17 @@ def stretch_fig3(ctx, model_name, weights, layer, layers, factor, levels, sample
     from tfcf import distortion
     from tfcf.io import save_figure
     from tfcf.plots import image_grid
-    from tfcf.plots_spectral import scale_errors_figure
+    from tfcf.plots_spectral import scale_errors_figure, standard_error
 
     spec = load_spec(ctx, model_name, weights, layer)
     names = layers.split(",") if layers else stretch_levels(spec.model)
-    z = spec.sample_latent(samples, seed=seed)
+    if not names:
+        ctx.fail(f"{spec.name} has no hidden activation layer (ReLU, LeakyReLU, ELU) with spatial "
+                 "maps to stretch: name the layers with --layers")
+    drawn = draw_latents(spec, samples, seed, latents)
+    z = drawn.z
     step(f"[1/2] stretching {', '.join(names)} by {factor} on {samples} samples")
-    errors, images, totals = _distortion_errors(spec, names, z, factor, levels)
+    errors, images, totals, _ = _distortion_errors(spec, names, z, factor, levels)
     originals = np.asarray(spec.model.predict(z[:examples], verbose=0))
     reference = images[names[0]][1][:examples]
     rows = [originals] + [images[n][0][:examples] for n in names] + [reference]
@@ -433,13 +621,18 @@ def stretch_fig3(ctx, model_name, weights, layer, layers, factor, levels, sample
                            column_titles=[f"scale {j + 1}" for j in range(levels)],
                            title="distorted - stretched original, per wavelet scale "
                                  "(1 = coarsest)"), outdir / "scale_differences.png")
-    save_figure(scale_errors_figure(errors, title="per-scale squared error of each perturbed "
-                                                  "layer"), outdir / "scale_errors.png")
+    save_figure(scale_errors_figure(errors, title=f"Stretch by {factor}: per-scale squared error "
+                                                  f"of each perturbed layer ({samples} images)"),
+                outdir / "scale_errors.png")
     finish(outdir, started, seed,
             {"model": model_name, "weights": weights, "layers": names, "factor": factor,
-             "levels": levels, "samples": samples},
+             "levels": levels, "samples": samples, "latents": drawn.source},
             {"figure": "ICML 2018 workshop Fig. 3a-d", "generator": spec.description,
+             "latents": drawn.note, "objective": (spec.card or {}).get("objective"),
              "mean_error_per_scale": {n: errors[n].mean(axis=0).tolist() for n in names},
+             "standard_error_per_scale": {  # std (ddof 1) / sqrt(samples); null for 1 image
+                 n: [None if np.isnan(v) else float(v) for v in
+                     np.atleast_1d(standard_error(errors[n]))] for n in names},
              "total_mean_squared_error": totals,
              "files": ["distortions.png", "scale_differences.png", "scale_errors.png"]})
 
@@ -463,20 +656,23 @@ def stretch_fig3(ctx, model_name, weights, layer, layers, factor, levels, sample
 def stretch_fig4(ctx, runs, entries, layer, factor, levels, samples, outdir, seed, overwrite):
     """Workshop Fig. 4a/b/c: the stretch error of the fine level along training, per scale.
 
-    Each run is a series: per_scale.png has one panel per run (4a), total.png the error of the
-    complete picture of every run superimposed (4b; 4c is the run trained with the SDR penalty).
+    Each run is a series: per_scale.png has one panel per run (4a; per_scale_N.png for several
+    runs, on a shared y axis), total.png the error of the complete picture of every run
+    superimposed (4b; 4c is the run trained with the SDR penalty). Every point is a mean over
+    --samples images, shaded with its 95 % bootstrap interval over the images (1000 resamples,
+    seeded by --seed).
 
     \b
     Examples:
       tfcf stretch-fig4
       tfcf stretch-fig4 --model vae_paper_celeba_faces
-      tfcf stretch-fig4 --checkpoint 10000=vae:repo@s10000.h5 --checkpoint 50000=vae:repo@s50000.h5
+      tfcf stretch-fig4 --checkpoint 500=vae:paper_celeba@a.weights.h5 --checkpoint 2500=vae:paper_celeba@b.weights.h5
     """
     outdir, started = prepare(ctx, outdir, overwrite)
     import numpy as np
 
     from tfcf.io import save_figure
-    from tfcf.plots_spectral import series_figure
+    from tfcf.plots_spectral import bootstrap_interval, series_figure
 
     if runs and entries:
         ctx.fail("give --model or --checkpoint, not both")
@@ -491,33 +687,59 @@ def stretch_fig4(ctx, runs, entries, layer, factor, levels, samples, outdir, see
             steps = [int(label) for label, _ in specs]
         except ValueError:
             ctx.fail("--checkpoint labels must be training steps (integers)")
-        per_scale, total = [], []
+        per_scale, total, per_scale_interval, total_interval = [], [], [], []
         for (label, spec) in specs:
             step(f"    {run}: step {label}")
             name = layer or stretch_levels(spec.model)[-2]
             z = spec.sample_latent(samples, seed=seed)
-            errors, _, totals = _distortion_errors(spec, [name], z, factor, levels)
+            errors, _, totals, per_image = _distortion_errors(spec, [name], z, factor, levels)
             per_scale.append(errors[name].mean(axis=0).tolist())
             total.append(totals[name])
-        results[run] = {"steps": steps, "layer": name, "per_scale": per_scale, "total": total}
+            low, high = bootstrap_interval(errors[name], np.mean, RESAMPLES, CONFIDENCE, seed)
+            per_scale_interval.append(np.stack([low, high], axis=1).tolist())
+            low, high = bootstrap_interval(per_image[name], np.mean, RESAMPLES, CONFIDENCE, seed)
+            total_interval.append([float(low), float(high)])
+        results[run] = {"steps": steps, "layer": name, "per_scale": per_scale, "total": total,
+                        "per_scale_interval": per_scale_interval,
+                        "total_interval": total_interval}
+    band = f"95 % bootstrap interval over the {samples} images"
+    shared = np.concatenate([np.ravel(result[key]) for result in results.values()
+                             for key in ("per_scale", "per_scale_interval")])
+    scale_names = [f"scale {j + 1}" + (" (coarsest)" if j == 0 and levels > 1 else
+                                       " (finest)" if j == levels - 1 and levels > 1 else "")
+                   for j in range(levels)]
     files = []
     for index, (run, result) in enumerate(results.items()):
         per_scale = np.array(result["per_scale"])
+        interval = np.array(result["per_scale_interval"])       # [steps, scales, 2]
         file = "per_scale.png" if len(results) == 1 else f"per_scale_{index + 1}.png"
-        save_figure(series_figure(result["steps"], {f"scale {j + 1}": per_scale[:, j]
-                                                    for j in range(levels)},
-                                  "mean squared error",
-                                  title=f"{run}: stretch error of {result['layer']} per wavelet "
-                                        "scale (1 = coarsest)"), outdir / file)
+        save_figure(series_figure(
+            result["steps"], {label: per_scale[:, j] for j, label in enumerate(scale_names)},
+            f"mean squared error ({samples} images)",
+            bands={label: (interval[:, j, 0], interval[:, j, 1])
+                   for j, label in enumerate(scale_names)},
+            band_label=band, shared_values=shared,
+            title=f"{run}: stretch error of {result['layer']} per wavelet scale"), outdir / file)
         files.append(file)
     steps_union = sorted({s_ for result in results.values() for s_ in result["steps"]})
-    curves = {run: [dict(zip(result["steps"], result["total"])).get(s_, np.nan)
-                    for s_ in steps_union] for run, result in results.items()}
-    save_figure(series_figure(steps_union, curves, "mean squared error",
-                              title="stretch error of the complete picture"),
+
+    def along(result, values):
+        return [dict(zip(result["steps"], values)).get(s_, np.nan) for s_ in steps_union]
+
+    curves = {run: along(result, result["total"]) for run, result in results.items()}
+    bands = {run: tuple(np.array(along(result, [bound[side] for bound in
+                                                result["total_interval"]]))
+                        for side in (0, 1)) for run, result in results.items()}
+    save_figure(series_figure(steps_union, curves, f"mean squared error ({samples} images)",
+                              bands=bands, band_label=band,
+                              title="stretch error of the complete picture (all scales)"),
                 outdir / "total.png")
     finish(outdir, started, seed, {"models": list(series), "checkpoints": list(entries),
                                     "layer": layer, "factor": factor, "levels": levels,
                                     "samples": samples},
             {"figure": "ICML 2018 workshop Fig. 4a/b/c", "runs": results,
+             "bootstrap": {"resamples": RESAMPLES, "confidence": CONFIDENCE, "seed": seed,
+                           "statistic": "mean squared error", "over": f"the {samples} images",
+                           "intervals": "per_scale_interval [checkpoint][scale] = [low, high], "
+                                        "total_interval [checkpoint] = [low, high]"},
              "files": files + ["total.png"]})

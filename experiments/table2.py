@@ -1,5 +1,8 @@
 """ICLR 2020 Table 2: FID between real data R, generated data G and the module hybrids C_k.
 
+G' is a second, independent set of generated images (another seed, the same count): FID(G, G')
+is the sampling noise floor every other cell is read against.
+
     tfcf table2 --real faces64/ --outdir outputs/table2
     tfcf table2 --real img_align_celeba/ --model vae:paper_celeba --weights decoder.weights.h5
     tfcf table2 --real faces64/ --num-images 2048 --fd-method eigh
@@ -25,8 +28,8 @@ from tfcf.experiments._common import (
 )
 
 # The paper's Table 2 (BEGAN on CelebA, k = 3 modules, 10k images per set), normalised by FID(R, G).
-# Rows/columns R, G, C1, C2, C3; the paper's lower triangle, NaN above the diagonal.
-PAPER_NAMES = ("R", "G", "C1", "C2", "C3")
+# Rows/columns R, G, C0, C1, C2 (the paper numbers modules from 0); its lower triangle, None above.
+PAPER_NAMES = ("R", "G", "C0", "C1", "C2")
 PAPER_TABLE = (
     (0.0, None, None, None, None),
     (1.0, 0.0, None, None, None),
@@ -35,6 +38,8 @@ PAPER_TABLE = (
     (1.158, 0.097, 0.099, 0.045, 0.0),
 )
 REAL_ENVIRONMENT = "TFCF_REAL_DATA"
+CONTROL = "G'"                  # the second generated set: FID(G, G') is the noise floor
+CONTROL_SEED_OFFSET = 3         # G uses seed, the hybrids seed + 1 and seed + 2, G' seed + 3
 
 
 def default_real_data():
@@ -67,6 +72,40 @@ def _hybrid_batches(spec, layer, module, count, seed, batch_size):
         stop = start + batch_size
         yield tfcf.hybrid(spec.model, layer, module, base=base[start:stop], source=source[start:stop],
                           batch_size=batch_size)
+
+
+def within_noise(names, distances, floor=(CONTROL, "G")):
+    """``{"A-B": bool}`` for every lower-triangle cell but the floor's: at or below FID(G, G')?
+
+    Example::
+
+        within_noise(["R", "G", "G'", "C0"], normalised)["C0-G"]   # True: C0 is no further
+                                                                   # from G than G' is
+
+    ``distances`` is the symmetric table (raw or normalised: the rule is the same); the floor is
+    the cell of the two names in ``floor``.
+    """
+    import numpy as np
+
+    distances = np.asarray(distances, dtype=np.float64)
+    names = list(names)
+    missing = [name for name in floor if name not in names]
+    if missing:
+        raise ValueError(f"floor names {missing} are not among the table's names {names}")
+    a, b = (names.index(name) for name in floor)
+    limit = distances[a, b]
+    return {f"{names[i]}-{names[j]}": bool(distances[i, j] <= limit)
+            for i in range(len(names)) for j in range(i) if {i, j} != {a, b}}
+
+
+def paper_table():
+    """The paper's normalised table on :data:`PAPER_NAMES`, symmetric, NaN where it has none.
+
+    Example::
+
+        paper_table()[PAPER_NAMES.index("C0"), PAPER_NAMES.index("G")]     # 0.036
+    """
+    return paper_reference(PAPER_NAMES)
 
 
 def paper_reference(names):
@@ -117,16 +156,18 @@ def table2(ctx, model_name, weights, layer, samples, pairs, real_path, k, num_im
            batch_size, outdir, seed, overwrite):
     """Table 2: FID of module hybrids, normalised by FID(real, generated).
 
-    R is --real (resized to the generator's resolution); G are generator samples; C_k are hybrids
-    taking module k (NMF on the influence maps of --layer) from a second sample. All pairwise FIDs
-    over the same number of images, divided by FID(R, G). The paper: BEGAN on CelebA, C_k within
-    0.036-0.099 of G and 1.02-1.16 of R.
+    R is --real (resized to the generator's resolution); G are generator samples; G' a second,
+    independent set of generator samples (another seed), whose FID to G is the sampling noise
+    floor; C0..C(k-1) are hybrids taking module k (NMF on the influence maps of --layer) from a
+    second sample. All pairwise FIDs over the same number of images, divided by FID(R, G); cells
+    at or below FID(G, G') are marked "within noise". The paper: BEGAN on CelebA, C_k within
+    0.036-0.099 of G and 1.02-1.16 of R (it reports no noise floor).
 
     \b
     Examples:
       tfcf table2 --real faces64/ --outdir outputs/table2
       tfcf table2 --real faces64/ --num-images 2048 --fd-method eigh
-      tfcf table2 --real img_align_celeba/ --model began:celeba64 --weights g.weights.h5
+      tfcf table2 --real img_align_celeba/ --model began:celeba64 --weights began.weights.h5
     """
     outdir, started = prepare(ctx, outdir, overwrite)
     real_path = real_path or default_real_data()
@@ -146,25 +187,33 @@ def table2(ctx, model_name, weights, layer, samples, pairs, real_path, k, num_im
     spec = load_spec(ctx, model_name, weights, layer)
     network = get_extractor(extractor)
     resolution = int(spec.model.outputs[0].shape[1])
+    try:  # the real images are checked before any influence map is computed
+        real = load_images(real_path, count=num_images, seed=seed, size=resolution)
+    except (FileNotFoundError, ValueError) as error:
+        ctx.fail(f"--real {real_path}: {error}")
+    if len(real) < num_images:
+        ctx.fail(f"{real_path} holds {len(real)} images, fewer than --num-images {num_images}")
     if num_images < 2048:
         step(f"    note: {num_images} images per set (< 2048): FID is biased upwards at this size")
     step(f"[1/4] modules: influence maps of {spec.layer} ({pairs} pairs), NMF k = {k}")
-    _, maps = elementary_maps(spec, spec.layer, samples, pairs, seed)
+    maps = elementary_maps(spec, spec.layer, spec.sample_latent(samples, seed=seed), pairs, seed)
     clustering, live, modules = cluster_live(maps, k, seed)
     from tfcf.cache import weights_digest
 
     digest = weights_digest(spec.model)
 
-    step(f"[2/4] Inception statistics ({network.name}) of R, G, C1..C{k}: {num_images} images each")
-    real = load_images(real_path, count=num_images, seed=seed, size=resolution)
-    if len(real) < num_images:
-        ctx.fail(f"{real_path} holds {len(real)} images, fewer than --num-images {num_images}")
+    step(f"[2/4] Inception statistics ({network.name}) of R, G, {CONTROL}, C0..C{k - 1}: "
+         f"{num_images} images each")
     sets = {"R": feature_statistics(real, network, batch_size, value_range=(0, 255))}
     key = f"{digest}|{spec.latent}|{num_images}|{seed}|{batch_size}"
-    sets["G"] = feature_statistics(_generated_batches(spec, num_images, seed, batch_size), network, batch_size,
-                                   value_range=spec.value_range, cache_key=f"G|{key}", count=num_images)
+    control_seed = seed + CONTROL_SEED_OFFSET
+    for name, generated_seed in (("G", seed), (CONTROL, control_seed)):
+        sets[name] = feature_statistics(
+            _generated_batches(spec, num_images, generated_seed, batch_size), network, batch_size,
+            value_range=spec.value_range, count=num_images,
+            cache_key=f"G|{digest}|{spec.latent}|{num_images}|{generated_seed}|{batch_size}")
     for index, module in enumerate(modules):
-        sets[f"C{index + 1}"] = feature_statistics(
+        sets[f"C{index}"] = feature_statistics(
             _hybrid_batches(spec, spec.layer, module, num_images, seed, batch_size), network, batch_size,
             value_range=spec.value_range, cache_key=f"C|{key}|{spec.layer}|{module}", count=num_images)
 
@@ -177,24 +226,28 @@ def table2(ctx, model_name, weights, layer, samples, pairs, real_path, k, num_im
             a.mean, a.covariance, b.mean, b.covariance, method=fd_method)
     normaliser = distances[names.index("R"), names.index("G")]
     normalised = distances / normaliser
+    floor = float(distances[names.index(CONTROL), names.index("G")])
+    noise = within_noise(names, normalised)
 
     step("[4/4] table, figure, examples")
     outdir.mkdir(parents=True, exist_ok=True)
     write_csv(outdir / "table2.csv", names, normalised)
     write_csv(outdir / "fid_raw.csv", names, distances)
-    reference = paper_reference(names)
     save_figure(distance_table_figure(
-        names, normalised, reference=reference,
-        title=f"FID / FID(R, G) (FID(R, G) = {normaliser:.1f}); {spec.name} {spec.layer}, "
-              f"{num_images} images per set"), outdir / "table2.png")
+        names, normalised, reference=paper_table(), reference_names=PAPER_NAMES,
+        floor=(CONTROL, "G"),
+        title=f"FID / FID(R, G) (FID(R, G) = {normaliser:.1f}, noise floor FID(G, {CONTROL}) = "
+              f"{floor:.1f}); {spec.name} {spec.layer}, {num_images} images per set"),
+        outdir / "table2.png")
     shown = 6
     low, high = spec.value_range
     examples = [low + real[:shown].astype("float32") / 255.0 * (high - low)]
     examples.append(next(_generated_batches(spec, shown, seed, shown)))
+    examples.append(next(_generated_batches(spec, shown, control_seed, shown)))
     examples += [next(_hybrid_batches(spec, spec.layer, module, shown, seed, shown)) for module in modules]
     save_figure(image_grid(np.stack(examples), row_titles=names,
                            title=f"Table 2 image sets: R = {os.path.basename(os.path.normpath(real_path))}, "
-                                 f"G = {spec.name}, C_k = module k hybrids",
+                                 f"G and {CONTROL} = {spec.name} (two seeds), C_k = module k hybrids",
                            value_range=spec.value_range), outdir / "examples.png")
     lower = {f"{names[i]}-{names[j]}": float(normalised[i, j])
              for i in range(len(names)) for j in range(i)}
@@ -212,6 +265,12 @@ def table2(ctx, model_name, weights, layer, samples, pairs, real_path, k, num_im
         "normalised": normalised.tolist(),
         "normalised_lower": lower,
         "hybrids_to_generated": hybrid_to_g,
+        "noise_floor": {"pair": [CONTROL, "G"], "fid": floor, "normalised": floor / float(normaliser),
+                        "control_seed": control_seed,
+                        "rule": "a cell is within noise when its value is at or below FID(G, G') "
+                                "(raw or normalised by FID(R, G) alike)"},
+        "within_noise": noise,
+        "hybrids_to_generated_within_noise": [noise[f"{n}-G"] for n in names if n.startswith("C")],
         "paper_normalised_lower": {f"{PAPER_NAMES[i]}-{PAPER_NAMES[j]}": PAPER_TABLE[i][j]
                                    for i in range(len(PAPER_NAMES)) for j in range(i)},
         "modules": modules,
@@ -221,6 +280,7 @@ def table2(ctx, model_name, weights, layer, samples, pairs, real_path, k, num_im
         "files": ["table2.csv", "fid_raw.csv", "table2.png", "examples.png"],
         "run": run_metadata(seed, params, started=started),
     })
-    step(f"FID(R, G) = {normaliser:.2f}; hybrids to G: {', '.join(f'{v:.3f}' for v in hybrid_to_g)} "
-         f"(paper 0.036-0.097)")
+    step(f"FID(R, G) = {normaliser:.2f}; noise floor FID(G, {CONTROL}) = {floor:.2f} "
+         f"({floor / normaliser:.3f} normalised); hybrids to G: "
+         f"{', '.join(f'{v:.3f}' for v in hybrid_to_g)} (paper 0.036-0.097)")
     step(f"wrote {path.parent} ({path.name})")

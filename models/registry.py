@@ -6,7 +6,8 @@
     images = spec.model(spec.sample_latent(8, seed=0))
     spec.layer, spec.layer_pair                              # default intervention layers
 
-Names: ``face_dcgan``; a model trained by tfcf and committed under ``models/weights/`` by its
+Names: ``face_dcgan``; ``mobile_stylegan`` (1024 px faces; ``mobile_stylegan:128`` averages them
+to 128 px inside the model); a model trained by tfcf and committed under ``models/weights/`` by its
 folder name (``dcgan_paper_celeba_faces``), or one of its checkpoints along training
 (``dcgan_dropout_fashion@500``: the step); ``dcgan:<preset>``, ``vae:<preset>`` (the decoder),
 ``began:<preset>`` with ``weights`` (a Keras ``.weights.h5`` file or a tensorlayer ``.npz``
@@ -25,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-GENERATORS = ("face_dcgan", "<committed>[@<step>]", "dcgan:<preset>", "vae:<preset>",
+GENERATORS = ("face_dcgan", "mobile_stylegan[:<size>]", "<committed>[@<step>]", "dcgan:<preset>",
+              "vae:<preset>",
               "began:<preset>", "<file>.keras")
 WEIGHTS_ROOT = Path(__file__).resolve().parent / "weights"
 WEIGHTS_ENVIRONMENT = "TFCF_WEIGHTS_DIR"
@@ -86,6 +88,43 @@ class GeneratorSpec:
     latent: str = "normal"
     value_range: tuple = (-1.0, 1.0)
     description: str = ""
+    card: dict = None        # committed models: their model card
+    folder: str = None       # committed models: their folder under the weights root
+    step: int = None         # committed models: the checkpoint's step (None: the final weights)
+
+    @property
+    def has_encoder(self):
+        """True for a committed VAE's final weights, whose encoder maps real images to latents
+        (only the final encoder is published, so not for a checkpoint ``name@step``)."""
+        return bool(self.card) and self.step is None and "encoder_weights" in self.card \
+            and get_family(self.card["family"]).inverse_role == "encoder"
+
+    def real_latents(self, num, seed=0):
+        """``(z, images, note)``: encoder means of ``num`` real images the VAE was not trained on.
+
+            z, faces, note = spec.real_latents(64, seed=0)    # faces: uint8 [64, H, W, 3]
+
+        The images are the held-out part of the model's training data (the card's ``data`` and
+        ``holdout``: the last ``holdout`` images; for Fashion-MNIST the test split), drawn with
+        ``seed``; ``note`` says which, and says so when the card holds out nothing (then the
+        images come from the training set). Raises LookupError when the model has no encoder
+        or its data cannot be found (:func:`resolve_data` says where it looked).
+        """
+        if not self.has_encoder:
+            raise LookupError(f"{self.name} has no encoder (only committed VAEs have one)")
+        pool, note = held_out_images(self.card)
+        if len(pool) < num:
+            raise LookupError(f"{self.name}: {note} holds {len(pool)} images, fewer than {num}")
+        rows = np.sort(np.random.default_rng(seed).choice(len(pool), num, replace=False))
+        images = pool[rows]
+        size = int(self.model.outputs[0].shape[1])
+        if images.shape[1] != size:
+            from tfcf.data import square_resize
+
+            images = np.stack([square_resize(image, size) for image in images])
+        encoder = load_inverse_network(self.folder)
+        mean, _ = encoder(images.astype("float32") / 127.5 - 1.0, training=False)
+        return np.asarray(mean, dtype="float32"), images, note
 
     def sample_latent(self, num, seed=0):
         """``num`` latent vectors from the generator's prior, reproducible from ``seed``."""
@@ -203,6 +242,58 @@ def committed_models(root=None):
     return cards
 
 
+def resolve_data(spec):
+    """A data spec (``faces64:<folder>``, ``fashion-mnist``...) whose folder exists here.
+
+        resolve_data("faces64:../shared/data/faces64")    # as written, else found elsewhere
+
+    The folder as written (relative to the working folder), else relative to the repository
+    checkout the package runs from, else (for faces64) ``$TFCF_REAL_DATA`` or
+    ``<tfcf cache>/faces64``. Raises LookupError naming every place it looked.
+    """
+    import os
+
+    from tfcf.io import cache_dir
+
+    kind, _, rest = str(spec).partition(":")
+    if kind == "fashion-mnist":
+        return spec
+    candidates = [Path(rest)]
+    if not Path(rest).is_absolute():
+        candidates.append(WEIGHTS_ROOT.parent.parent / rest)
+    if kind == "faces64":
+        if os.environ.get("TFCF_REAL_DATA"):
+            candidates.append(Path(os.environ["TFCF_REAL_DATA"]))
+        candidates.append(cache_dir() / "faces64")
+    for candidate in candidates:
+        if candidate.is_dir():
+            return f"{kind}:{candidate}"
+    raise LookupError(f"the data {spec!r} was not found; looked in "
+                      + ", ".join(str(c) for c in candidates)
+                      + " (set $TFCF_REAL_DATA to the aligned faces' folder)")
+
+
+def held_out_images(card):
+    """``(images, note)``: the real images a committed model was not trained on.
+
+        faces, note = held_out_images(committed_models()["vae_paper_celeba_faces"])
+    """
+    from tfcf.data import held_out_images as last_images, load_dataset, load_fashion_mnist
+
+    data = resolve_data(card["data"])
+    holdout = int(card.get("holdout") or 0)
+    if data.startswith("fashion-mnist"):
+        folder = data.partition(":")[2]
+        images = load_fashion_mnist(folder, split="test")[0] if folder else \
+            load_fashion_mnist(split="test")[0]
+        return images, "the Fashion-MNIST test split (not trained on)"
+    images = load_dataset(data)
+    if holdout:
+        return last_images(images, holdout), f"the last {holdout} images of {card['data']} " \
+                                             "(held out of training)"
+    return images, f"{card['data']} (this model was trained on all of it: no held-out images)"
+
+
 def _committed_listing():
     """The committed models' names, or where they were looked for and how to get them."""
     names = sorted(committed_models())
@@ -249,8 +340,29 @@ def _committed_spec(folder, card, step):
                       f"the committed {card['family']}:{card['preset']} generator")
     description = (f"{card['family']} {card['preset']} trained by tfcf on {card['data']} for "
                    f"{card['steps'] if step is None else step} steps (models/weights/{folder})")
-    return _family_spec(folder if step is None else f"{folder}@{step}", card["family"],
+    spec = _family_spec(folder if step is None else f"{folder}@{step}", card["family"],
                         card["preset"], model, description)
+    spec.card, spec.folder, spec.step = card, folder, step
+    return spec
+
+
+def _mobile_stylegan_spec(name, size):
+    """MobileStyleGAN (random-face, 1024 px), truncation 0.7; ``mobile_stylegan:<size>`` averages
+    the image down to ``size`` px inside the model (influence maps of 512 channels at 1024 px
+    would need 13 GB)."""
+    from tfcf.models import mobile_stylegan
+
+    if size and not size.isdigit():
+        raise ValueError(f"{name!r}: the part after ':' is the output size in pixels, a divisor "
+                         "of 1024 (e.g. mobile_stylegan:128)")
+    model = mobile_stylegan.load_generator(truncation=mobile_stylegan.DEFAULT_TRUNCATION,
+                                           output_size=int(size) if size else None)
+    shown = f", averaged to {size} px" if size else ""
+    return GeneratorSpec(
+        name, model, mobile_stylegan.INTERMEDIATE_LAYER, layer_pair=mobile_stylegan.LAYER_PAIR,
+        description=("MobileStyleGAN (random-face 2021.7.21.1, FFHQ 1024 px, OpenVINO IR "
+                     f"imported into Keras), truncation {mobile_stylegan.DEFAULT_TRUNCATION}"
+                     f"{shown}"))
 
 
 def load_generator(name, layer=None, weights=None):
@@ -276,6 +388,8 @@ def load_generator(name, layer=None, weights=None):
             layer_pair=("main.8", "main.11"),
             description="pretrained 64x64 face DCGAN (gan-face-generate 1.1.1, DigiFace-1M)",
         )
+    elif family == "mobile_stylegan":
+        spec = _mobile_stylegan_spec(name, preset)
     elif family in FAMILIES:
         preset = preset or next(iter(FAMILIES[family].module.PRESETS))
         model = build_network(family, preset)

@@ -115,3 +115,44 @@ def test_publish_exports_the_decoder_of_vae_checkpoints(tmp_path):
     exported.load_weights(target / "dec.step4.weights.h5")
     for got, want in zip(exported.get_weights(), trainer.generator.get_weights()):
         np.testing.assert_array_equal(got, want)
+
+
+def test_publish_best_fid_exports_that_checkpoint_with_its_curve(tmp_path):
+    import numpy as np
+
+    from tfcf.models.trainers import build_trainer
+
+    publish_weights = _publish_module()
+    run = tmp_path / "run"
+    trainers = {}
+    for step, shift in ((2, 0.5), (4, 0.25)):
+        (run / f"ckpt-{step}").mkdir(parents=True)
+        trainer = build_trainer("vae", "paper_cifar10", beta=1.0, seed=5)
+        trainer.generator.set_weights([w + shift for w in trainer.generator.get_weights()])
+        trainer.models["vae"].save_weights(run / f"ckpt-{step}" / "vae.weights.h5")
+        (run / f"samples-{step}.png").write_bytes(b"png")
+        trainers[step] = trainer
+    trainers[4].generator.save_weights(run / "dec.weights.h5")
+    trainers[4].encoder.save_weights(run / "enc.weights.h5")
+    (run / "log.csv").write_text("step,kl,loss,mse\n" + "".join(
+        f"{s},{1 / s},{2 / s},{1 / s}\n" for s in range(1, 5)))
+    (run / "fid.json").write_text(json.dumps({"images": 8, "extractor": "x", "real": "r",
+                                              "generated": "g", "by_step": {"2": 50.0,
+                                                                            "4": 70.0}}))
+    (run / "MODEL_CARD.json").write_text(json.dumps({
+        "family": "vae", "preset": "paper_cifar10", "beta": 1.0, "seed": 0, "steps": 4,
+        "data": "fashion-mnist", "generator_weights": "dec.weights.h5",
+        "encoder_weights": "enc.weights.h5", "samples": "samples-4.png"}))
+    target = publish_weights.publish(run, "vae", root=tmp_path / "weights", best_fid=True)
+    card = json.loads((target / "MODEL_CARD.json").read_text())
+    assert card["steps"] == 2 and card["final_step"] == 4 and card["samples"] == "samples-2.png"
+    assert card["fid"]["by_step"] == {"2": 50.0, "4": 70.0} and "lowest FID (50.0)" in \
+        card["selected_by"]
+    decoder = build_trainer("vae", "paper_cifar10", beta=1.0, seed=9).generator
+    decoder.load_weights(target / card["generator_weights"])
+    for got, want in zip(decoder.get_weights(), trainers[2].generator.get_weights()):
+        np.testing.assert_array_equal(got, want)
+    assert (target / card["encoder_weights"]).is_file()
+    assert (target / "training_curve.png").stat().st_size > 5000
+    markdown = (target / "MODEL_CARD.md").read_text()
+    assert "| 2 | 50.0 |" in markdown and "Step 2, chosen by lowest FID" in markdown

@@ -155,11 +155,11 @@ def test_table2_fid_of_hybrids(generator_file, tiny_generator, tmp_path, fake_in
     invoke(["table2", "--model", generator_file, "--layer", "block1", *TINY, "--k", 2, "--num-images", 50,
             "--real", tmp_path / "real", "--fd-method", "eigh", "--outdir", out])
     results = json.loads((out / "results.json").read_text())
-    assert results["names"] == ["R", "G", "C1", "C2"]
+    assert results["names"] == ["R", "G", "G'", "C0", "C1"]
     normalised = np.array(results["normalised"])
     np.testing.assert_allclose(normalised, normalised.T)
     assert normalised[1, 0] == pytest.approx(1.0) and np.all(np.diag(normalised) == 0)
-    # Golden: C2 against G recomputed by hand from the same latent draws and module.
+    # Golden: C1 (the second module) against G recomputed by hand from the same latent draws.
     spec = load_generator(str(generator_file), layer="block1")
     module = results["modules"][1]
     hybrids = np.concatenate(list(_hybrid_batches(spec, "block1", module, 50, 0, 50)))
@@ -169,9 +169,24 @@ def test_table2_fid_of_hybrids(generator_file, tiny_generator, tmp_path, fake_in
     a = Statistics.of(inception_features(hybrids, fake_inception, progress=False))
     b = Statistics.of(inception_features(generated, fake_inception, progress=False))
     expected = frechet_distance_from_statistics(a.mean, a.covariance, b.mean, b.covariance)
-    assert np.array(results["fid"])[3, 1] == pytest.approx(expected, rel=1e-4)
+    fid = np.array(results["fid"])
+    assert fid[4, 1] == pytest.approx(expected, rel=1e-4)
+    # Control row G': an independent generated set (seed + 3); FID(G, G') is the noise floor.
+    control = np.asarray(tiny_generator.predict_on_batch(spec.sample_latent(50, seed=3)))
+    c = Statistics.of(inception_features(control, fake_inception, progress=False))
+    floor = frechet_distance_from_statistics(c.mean, c.covariance, b.mean, b.covariance)
+    assert fid[2, 1] == pytest.approx(floor, rel=1e-4)
+    assert results["noise_floor"]["fid"] == pytest.approx(floor, rel=1e-4)
+    assert results["noise_floor"]["normalised"] == pytest.approx(floor / fid[1, 0], rel=1e-4)
+    names = results["names"]
+    expected_noise = {f"{names[i]}-{names[j]}": bool(normalised[i, j] <= normalised[2, 1])
+                      for i in range(5) for j in range(i) if (i, j) != (2, 1)}
+    assert results["within_noise"] == expected_noise and len(expected_noise) == 9
+    assert results["hybrids_to_generated_within_noise"] == [expected_noise["C0-G"],
+                                                            expected_noise["C1-G"]]
+    assert list(results["paper_normalised_lower"])[:3] == ["G-R", "C0-R", "C0-G"]
     rows = (out / "table2.csv").read_text().splitlines()
-    assert rows[0] == ",R,G,C1,C2" and rows[2].startswith("G,1,0")
+    assert rows[0] == ",R,G,G',C0,C1" and rows[2].startswith("G,1,0")
     for name in ("table2.png", "examples.png"):
         assert (out / name).stat().st_size > 5000
 

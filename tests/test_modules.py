@@ -268,11 +268,18 @@ def test_plots_have_their_panels_titles_and_save(tmp_path):
     maps, _ = planted_maps()
     clustering = modules.cluster(maps, k=3)
     figure = plots.cluster_figure(maps, clustering, examples=2, title="planted")
-    # 3 rows x (template + 2 examples) + per row a template and an examples colour bar
-    assert len(figure.axes) == 3 * 3 + 3 * 2
+    # 3 rows x (template + 2 examples) + a template colour bar per row + one shared bar
+    assert len(figure.axes) == 3 * 3 + 3 + 1
     assert [figure.axes[0].get_ylabel(), figure.axes[0].get_title()] == [
-        "cluster 0 (12 channels)", "template 0"]
+        "C0 (12 channels)", "C0 template"]
     assert all(a.get_title().startswith("ch ") for a in figure.axes[1:3])
+    # one absolute colour scale for every example map by default, per-map only on request
+    shown = [image for axis in figure.axes for image in axis.get_images()
+             if image.get_cmap().name == "viridis"]
+    assert len({image.get_clim() for image in shown}) == 1
+    assert shown[0].get_clim()[1] == pytest.approx(max(image.get_array().max() for image in shown))
+    per_map = plots.cluster_figure(maps, clustering, examples=2, normalise=True)
+    assert any("per map" in axis.get_ylabel() for axis in per_map.axes)
     assert save_figure(figure, tmp_path / "clusters.png").stat().st_size > 5000
 
     results = [modules.stability(maps, ks=(2, 3), method=m, repeats=2, progress=False)
@@ -297,3 +304,29 @@ def test_plots_have_their_panels_titles_and_save(tmp_path):
     assert len(figure.axes) == 10 + 1
     assert [a.get_title() for a in figure.axes[:3]] == ["ch 0", "ch 1", "ch 2"]
     assert save_figure(figure, tmp_path / "maps.png").stat().st_size > 5000
+
+
+def test_module_hybrid_figure_shows_each_change_on_one_scale(tmp_path):
+    rng = np.random.default_rng(0)
+    original_1 = rng.uniform(-1, 1, (3, 8, 8, 3))
+    original_2 = rng.uniform(-1, 1, (3, 8, 8, 3))
+    hybrids = np.stack([original_1, original_1 + 0.5 * (original_2 - original_1)])
+    hybrids[0, :, :4] = original_2[:, :4]             # module C0 changes the top half only
+    templates = rng.uniform(0, 1, (2, 4, 4))
+    reals = rng.integers(0, 256, (2, 3, 8, 8, 3), dtype=np.uint8)
+    figure = plots.module_hybrids_figure((original_1, original_2), hybrids, templates,
+                                         reals=reals, sizes=[5, 7], title="t")
+    labels = [axis.get_ylabel() for axis in figure.axes if axis.get_ylabel()]
+    assert labels[:4] == ["Real 1", "Original 1\n(reconstruction)", "Real 2",
+                          "Original 2\n(reconstruction)"]
+    assert "C0 hybrid, 5 ch" in labels and "C1 |hybrid -\nOriginal 1|" in labels
+    differences = [image for axis in figure.axes for image in axis.get_images()
+                   if image.get_cmap().name == "magma" and image.get_array().shape == (8, 8)]
+    assert len(differences) == 6 and len({image.get_clim() for image in differences}) == 1
+    expected = np.abs(hybrids - original_1).mean(axis=-1)
+    np.testing.assert_allclose(differences[0].get_array(), expected[0, 0])
+    assert differences[0].get_clim() == (0, pytest.approx(expected.max()))
+    assert np.all(differences[0].get_array()[4:] == 0)       # the bottom half is untouched
+    assert [axis.get_title() for axis in figure.axes if "template" in axis.get_title()] == [
+        "C0 template", "C1 template"]
+    assert save_figure(figure, tmp_path / "hybrids.png").stat().st_size > 5000

@@ -55,6 +55,11 @@ def test_pathway_and_histograms(files, tiny_generator, tmp_path):
     rho = spectral.layer_sdr(tiny_generator, "deconv2", "deconv3")
     np.testing.assert_allclose(stored["generator_16"], rho, rtol=1e-6)
     assert results["summary"]["generator"]["16"]["mean"] == pytest.approx(rho.mean())
+    # the histograms' edge bins hold values beyond 0-2.5: their shares, recomputed
+    shares = results["beyond_plotted_range"]
+    assert shares["range"] == [0.0, 2.5]
+    assert shares["shares"]["generator"]["16"] == {"below": pytest.approx(np.mean(rho < 0)),
+                                                   "above": pytest.approx(np.mean(rho > 2.5))}
 
 
 def test_filter_removal_counts(files, tiny_generator, tmp_path):
@@ -99,9 +104,12 @@ def test_compare_and_stretch_commands(files, tiny_generator, tmp_path):
     assert list(results["mean_error_per_scale"]) == ["block1", "block2"]
     z = np.random.default_rng(0).standard_normal((6, 8)).astype("float32")
     distorted, reference = distortion.distort(tiny_generator, "block2", z)
-    np.testing.assert_allclose(results["mean_error_per_scale"]["block2"],
-                               distortion.scale_errors(distorted, reference, 3).mean(axis=0),
+    errors = distortion.scale_errors(distorted, reference, 3)
+    np.testing.assert_allclose(results["mean_error_per_scale"]["block2"], errors.mean(axis=0),
                                rtol=1e-4)
+    # standard error over the 6 images: sample standard deviation / sqrt(6)
+    np.testing.assert_allclose(results["standard_error_per_scale"]["block2"],
+                               errors.std(axis=0, ddof=1) / np.sqrt(6), rtol=1e-4)
 
     invoke(["stretch-fig4", "--checkpoint", f"100={files / 'g.keras'}",
             "--checkpoint", f"200={files / 'g2.keras'}", "--levels", 3, "--samples", 4,
@@ -112,3 +120,42 @@ def test_compare_and_stretch_commands(files, tiny_generator, tmp_path):
     distorted, reference = distortion.distort(tiny_generator, "block1", z[:4])
     assert results["total"][0] == pytest.approx(float(np.mean((distorted - reference) ** 2)),
                                                  rel=1e-4)
+    # 95 % bootstrap intervals over the 4 images (1000 resamples, seed 0), recomputed in NumPy
+    rows = np.random.default_rng(0).integers(0, 4, size=(1000, 4))
+    per_image = np.square(distorted.astype("float64") - reference).mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(results["total_interval"][0],
+                               np.quantile(per_image[rows].mean(axis=1), [0.025, 0.975]),
+                               rtol=1e-4)
+    errors = distortion.scale_errors(distorted, reference, 3)
+    np.testing.assert_allclose(np.array(results["per_scale_interval"][0]).T,
+                               np.quantile(errors[rows].mean(axis=1), [0.025, 0.975], axis=0),
+                               rtol=1e-4)
+    assert all(low <= mean <= high for (low, high), mean in
+               zip(results["total_interval"], results["total"]))
+
+
+def test_dropout_evolution_with_control(files, tiny_generator, tmp_path):
+    invoke(["sdr-fig12", "--checkpoint", f"100={files / 'g.keras'}",
+            "--checkpoint", f"200={files / 'g2.keras'}", "--control", f"300={files / 'g.keras'}",
+            "--examples", 1, "--outdir", tmp_path / "e"])
+    results = read(tmp_path / "e")
+    rho = spectral.layer_sdr(tiny_generator, "deconv2", "deconv3").ravel()
+    rows = np.random.default_rng(0).integers(0, rho.size, size=(1000, rho.size))
+    interval = np.quantile(np.median(rho[rows], axis=1), [0.025, 0.975])
+    evolution = results["evolution"]["16"]
+    assert evolution["steps"] == [100, 200]
+    assert evolution["median"][0] == pytest.approx(np.median(rho))
+    np.testing.assert_allclose([evolution["median_low"][0], evolution["median_high"][0]],
+                               interval, rtol=1e-6)
+    # the control (here the step-100 model again, at step 300) is summarised the same way
+    control = results["control"]
+    assert control["step"] == 300 and control["median"]["16"] == pytest.approx(np.median(rho))
+    np.testing.assert_allclose(control["median_interval"]["16"], interval, rtol=1e-6)
+    assert "evolution.png" in results["files"]
+
+    invoke(["sdr-fig12", "--checkpoint", f"100={files / 'g.keras'}", "--examples", 1,
+            "--outdir", tmp_path / "n"])
+    assert read(tmp_path / "n")["control"] is None       # no default control with --checkpoint
+    result = invoke(["sdr-fig12", "--checkpoint", f"100={files / 'g.keras'}", "--control",
+                     f"late={files / 'g.keras'}", "--outdir", tmp_path / "bad"], code=2)
+    assert "training step" in result.output

@@ -71,7 +71,8 @@ def image_grid(images, column_titles=None, row_titles=None, title=None, value_ra
 
 # ----------------------------------------------------------------------------- modules (Sec. 3.4)
 
-def cluster_figure(maps, clustering, examples=4, title=None, cell_size=1.5, channels=None):
+def cluster_figure(maps, clustering, examples=4, title=None, cell_size=1.5, channels=None,
+                   normalise=False):
     """One row per module: its template (colour bar) and ``examples`` of its influence maps.
 
     Example::
@@ -80,10 +81,11 @@ def cluster_figure(maps, clustering, examples=4, title=None, cell_size=1.5, chan
         fig = cluster_figure(influence_maps, clustering, examples=4)
 
     The examples are the module's channels with the largest weight (ties, e.g. k-means one-hot
-    weights, broken by the cosine similarity of the map to the template), each shown divided by
-    its own maximum on a shared [0, 1] scale; the row is labelled "cluster j (n channels)".
+    weights, broken by the cosine similarity of the map to the template), all on one absolute
+    colour scale (``normalise=True``: each divided by its own maximum, labelled so); module j
+    is named ``Cj`` as in the paper's Table 2 (C0..Ck-1), the row "Cj (n channels)".
     ``channels`` names the maps in the titles (e.g. the original indices of the live channels
-    that were clustered); default ``0..C-1``.
+    that were clustered); default the clustering's own layer channels (``clustering.channels``).
     """
     maps = np.asarray(maps, dtype="float64")
     if maps.ndim != 3:
@@ -98,17 +100,25 @@ def cluster_figure(maps, clustering, examples=4, title=None, cell_size=1.5, chan
                                 figsize=(cell_size * (1 + examples) + 1.6,
                                          cell_size * k + (0.5 if title else 0.2)))
     flat = maps.reshape(len(maps), -1)
+    last_shown = None
+    chosen_rows = []
+    for j in range(k):
+        members = np.flatnonzero(clustering.labels == j)      # rows of maps (not channels)
+        template = clustering.templates[j].reshape(-1)
+        similarity = flat[members] @ template / np.maximum(
+            np.linalg.norm(flat[members], axis=1) * np.linalg.norm(template), 1e-300)
+        chosen_rows.append(
+            members[np.lexsort((-similarity, -clustering.weights[members, j]))][:examples])
+    shown_rows = np.concatenate(chosen_rows) if chosen_rows else np.array([], dtype=int)
+    peak = float(maps[shown_rows].max()) if len(shown_rows) else 1.0
     for j in range(k):
         template = clustering.templates[j]
         picture = axes[j][0].imshow(template, cmap="magma", vmin=0)
         figure.colorbar(picture, ax=axes[j][0], fraction=0.046, pad=0.04, label="template")
-        axes[j][0].set_title(f"template {j}", fontsize=8)
-        members = clustering.members(j)
-        axes[j][0].set_ylabel(f"cluster {j} ({len(members)} channels)", fontsize=8)
-        vector = template.reshape(-1)
-        similarity = flat[members] @ vector / np.maximum(
-            np.linalg.norm(flat[members], axis=1) * np.linalg.norm(vector), 1e-300)
-        chosen = members[np.lexsort((-similarity, -clustering.weights[members, j]))][:examples]
+        axes[j][0].set_title(f"C{j} template", fontsize=8)
+        members = np.flatnonzero(clustering.labels == j)
+        axes[j][0].set_ylabel(f"C{j} ({len(members)} channels)", fontsize=8)
+        chosen = chosen_rows[j]
         shown = None
         for column in range(examples):
             axis = axes[j][1 + column]
@@ -116,16 +126,101 @@ def cluster_figure(maps, clustering, examples=4, title=None, cell_size=1.5, chan
                 axis.axis("off")
                 continue
             channel = chosen[column]
-            peak = maps[channel].max()
-            shown = axis.imshow(maps[channel] / (peak if peak > 0 else 1.0), cmap="viridis",
-                                vmin=0, vmax=1)
-            axis.set_title(f"ch {channel if channels is None else channels[channel]}", fontsize=8)
+            if normalise:
+                own = maps[channel].max()
+                shown = axis.imshow(maps[channel] / (own if own > 0 else 1.0), cmap="viridis",
+                                    vmin=0, vmax=1)
+            else:
+                shown = axis.imshow(maps[channel], cmap="viridis", vmin=0,
+                                    vmax=peak if peak > 0 else 1.0)
+            name = clustering.channels[channel] if channels is None else channels[channel]
+            axis.set_title(f"ch {name}", fontsize=8)
         if shown is not None:
-            figure.colorbar(shown, ax=list(axes[j][1:]), fraction=0.046, pad=0.02,
-                            label="influence / max")
+            last_shown = shown
         for axis in axes[j]:
             axis.set_xticks([])
             axis.set_yticks([])
+    if last_shown is not None and examples:   # one bar: every example map shares its scale
+        figure.colorbar(last_shown, ax=[a for row in axes for a in row[1:]], fraction=0.03,
+                        pad=0.02, label="influence / max (per map)" if normalise else
+                        "influence (one scale for all maps)")
+    if title:
+        figure.suptitle(title, fontsize=10)
+    return figure
+
+
+def module_hybrids_figure(originals, hybrids, templates=None, reals=None, value_range=(-1.0, 1.0),
+                          title=None, cell_size=1.25, sizes=None):
+    """Module hybrids with what each changed: per module Cj a row of hybrids and a row of
+    |hybrid - Original 1|, with the module's template beside them.
+
+    Example::
+
+        fig = module_hybrids_figure((original_1, original_2), hybrids, clustering.templates)
+
+    ``originals``: (Original 1, Original 2), each [N, H, W, C] in ``value_range``: the base and
+    source samples (for a VAE fed encoder means, their reconstructions); ``hybrids``:
+    [k, N, H, W, C], module j taken from Original 2 into Original 1; ``templates``: [k, h, w]
+    (drawn in a first column); ``reals``: optional (Real 1, Real 2) uint8 images the originals
+    reconstruct, shown above them. The |difference| rows (mean over colours, in
+    ``value_range`` units) share one colour scale and colour bar.
+    """
+    original_1, original_2 = (np.asarray(o) for o in originals)
+    hybrids = np.asarray(hybrids)
+    if hybrids.ndim != 5 or hybrids.shape[1:] != original_1.shape:
+        raise ValueError(f"hybrids must be [k, N, H, W, C] with N, H, W, C as Original 1 "
+                         f"{original_1.shape}; got {hybrids.shape}")
+    k, count = hybrids.shape[:2]
+    top = []
+    if reals is not None:
+        top += [("Real 1", np.asarray(reals[0]), (0, 255))]
+    top += [("Original 1" if reals is None else "Original 1\n(reconstruction)", original_1,
+             value_range)]
+    if reals is not None:
+        top += [("Real 2", np.asarray(reals[1]), (0, 255))]
+    top += [("Original 2" if reals is None else "Original 2\n(reconstruction)", original_2,
+             value_range)]
+    differences = np.abs(hybrids.astype("float64") - original_1[None].astype("float64"))
+    differences = differences.mean(axis=-1) if differences.ndim == 5 else differences
+    high = float(differences.max()) or 1.0
+    rows = len(top) + 2 * k
+    figure, axes = plt.subplots(rows, count + 1, squeeze=False, layout="constrained",
+                                figsize=(cell_size * (count + 1) + 1.0,
+                                         cell_size * rows + (0.5 if title else 0.2)))
+    for axis in axes.flat:
+        axis.set_xticks([])
+        axis.set_yticks([])
+    for r, (label, images, scale) in enumerate(top):
+        axes[r][0].axis("off")
+        for c in range(count):
+            picture = to_display(images[c], scale)
+            axes[r][c + 1].imshow(picture, cmap="gray" if picture.ndim == 2 else None,
+                                  vmin=0, vmax=1)
+        axes[r][1].set_ylabel(label, fontsize=8)
+    difference_axes, shown = [], None
+    for j in range(k):
+        row = len(top) + 2 * j
+        size = f", {sizes[j]} ch" if sizes is not None else ""
+        if templates is not None:
+            axes[row][0].imshow(np.asarray(templates[j]), cmap="magma", vmin=0)
+            axes[row][0].set_title(f"C{j} template", fontsize=7)
+        else:
+            axes[row][0].axis("off")
+        axes[row + 1][0].axis("off")
+        for c in range(count):
+            picture = to_display(hybrids[j, c], value_range)
+            axes[row][c + 1].imshow(picture, cmap="gray" if picture.ndim == 2 else None,
+                                    vmin=0, vmax=1)
+            shown = axes[row + 1][c + 1].imshow(differences[j, c], cmap="magma", vmin=0,
+                                                vmax=high)
+            difference_axes.append(axes[row + 1][c + 1])
+        axes[row][1].set_ylabel(f"C{j} hybrid{size}", fontsize=8)
+        axes[row + 1][1].set_ylabel(f"C{j} |hybrid -\nOriginal 1|", fontsize=8)
+    if shown is not None:
+        figure.colorbar(shown, ax=difference_axes, fraction=0.03, pad=0.01,
+                        label="|hybrid - Original 1| (mean over colours)")
+    for c in range(count):
+        axes[0][c + 1].set_title(f"pair {c + 1}", fontsize=8)
     if title:
         figure.suptitle(title, fontsize=10)
     return figure
@@ -307,39 +402,144 @@ def model1_figure(scores, regions, templates, title=None):
     return figure
 
 
-def distance_table_figure(names, distances, title=None, reference=None, label="FID / FID(R, G)"):
+def distance_table_figure(names, distances, title=None, reference=None, label="FID / FID(R, G)",
+                          reference_names=None, floor=None):
     """Lower-triangular table of pairwise distances as an annotated heat map (ICLR 2020 Table 2).
 
     Example::
 
-        fig = distance_table_figure(["R", "G", "C1"], normalised, reference=(0.0, 1.0, 1.02))
+        fig = distance_table_figure(["R", "G", "G'", "C0"], normalised, floor=("G'", "G"),
+                                    reference=paper, reference_names=["R", "G", "C0"])
 
     ``distances`` is a symmetric (n, n) array; only the strict lower triangle is shown, rows and
-    columns named by ``names``. ``reference`` (optional) is the paper's value per cell, same shape,
-    NaN where it gave none; it is printed in brackets under ours.
+    columns named by ``names``, coloured on one scale from 0. ``floor`` (optional) names the two
+    sets whose distance is the sampling noise floor (e.g. two independent samples G and G'): its
+    cell reads "noise floor", every other cell whose value is at or below it reads "within
+    noise", and the colour bar marks it. ``reference`` (optional) is the paper's symmetric table
+    on ``reference_names`` (default ``names``), NaN where it gave none; it is drawn as a separate
+    text-only panel, never on our colour scale (sets it has no value for are left out).
     """
     distances = np.asarray(distances, dtype="float64")
+    names = list(names)
     count = len(names)
     if distances.shape != (count, count):
-        raise ValueError(f"distances has shape {distances.shape}, expected {(count, count)} for names {list(names)}")
+        raise ValueError(f"distances has shape {distances.shape}, expected {(count, count)} for names {names}")
+    floor_cell, floor_value = None, None
+    if floor is not None:
+        missing = [name for name in floor if name not in names]
+        if len(floor) != 2 or missing:
+            raise ValueError(f"floor must be two of the names {names}, got {floor!r}")
+        a, b = sorted((names.index(floor[0]), names.index(floor[1])), reverse=True)
+        floor_cell, floor_value = (a, b), distances[a, b]
+    panels = None
+    if reference is not None:
+        reference_names = names if reference_names is None else list(reference_names)
+        reference = np.asarray(reference, dtype="float64")
+        if reference.shape != (len(reference_names),) * 2:
+            raise ValueError(f"reference has shape {reference.shape}, expected "
+                             f"{(len(reference_names),) * 2} for {reference_names}")
+        off_diagonal = np.where(np.eye(len(reference_names), dtype=bool), np.nan, reference)
+        kept = [i for i in range(len(reference_names)) if np.isfinite(off_diagonal[i]).any()
+                or np.isfinite(off_diagonal[:, i]).any()]
+        panels = ([reference_names[i] for i in kept], reference[np.ix_(kept, kept)])
     shown = np.full_like(distances, np.nan)
     lower = np.tril_indices(count, -1)
     shown[lower] = distances[lower]
-    figure, axis = plt.subplots(figsize=(1.1 * count + 2.2, 0.9 * count + 1.2), layout="constrained")
+    columns = 1 if panels is None else 2
+    widths = [0.85 * count + 2.0] + ([0.7 * len(panels[0]) + 0.8] if panels else [])
+    figure, axes = plt.subplots(1, columns, figsize=(sum(widths), 0.75 * count + 1.6),
+                                width_ratios=widths, squeeze=False, layout="constrained")
+    axis = axes[0][0]
     image = axis.imshow(np.ma.masked_invalid(shown), cmap="viridis_r", vmin=0.0)
     finite = shown[np.isfinite(shown)]
     middle = (finite.max() / 2.0) if finite.size else 0.0
     for row, column in zip(*lower):
-        text = f"{shown[row, column]:.3f}"
-        if reference is not None and np.isfinite(np.asarray(reference)[row, column]):
-            text += f"\n(paper {np.asarray(reference)[row, column]:.3f})"
-        axis.text(column, row, text, ha="center", va="center", fontsize=8,
-                  color="white" if shown[row, column] > middle else "black")
+        value = shown[row, column]
+        text = f"{value:.3f}"
+        if floor_cell == (row, column):
+            text += "\nnoise floor"
+        elif floor_value is not None and value <= floor_value:
+            text += "\nwithin noise"
+        axis.text(column, row, text, ha="center", va="center", fontsize=7.5,
+                  color="white" if value > middle else "black")
+    if floor_cell is not None:
+        axis.add_patch(plt.Rectangle((floor_cell[1] - 0.5, floor_cell[0] - 0.5), 1, 1,
+                                     fill=False, edgecolor="red", lw=1.5))
     axis.set_xticks(range(count), names)
     axis.set_yticks(range(count), names)
     axis.set_xlabel("image set")
     axis.set_ylabel("image set")
-    figure.colorbar(image, ax=axis, label=label, shrink=0.8)
+    bar = figure.colorbar(image, ax=axis, label=label, shrink=0.8)
+    if floor_value is not None:
+        bar.ax.axhline(floor_value, color="red", lw=1.5)
+        bar.ax.text(1.05, floor_value, f" FID({floor[0]}, {floor[1]})", color="red", fontsize=7,
+                    va="center", transform=bar.ax.get_yaxis_transform())
+    axis.set_title("this run" + (f" (\"within noise\": at or below FID({floor[0]}, {floor[1]}))"
+                                 if floor is not None else ""), fontsize=8)
     if title:
-        axis.set_title(title, fontsize=10)
+        figure.suptitle(title, fontsize=9)
+    if panels:
+        paper_names, values = panels
+        side = len(paper_names)
+        paper = axes[0][1]
+        for row in range(side):
+            for column in range(row):
+                value = values[row, column]
+                paper.text(column, row, "-" if not np.isfinite(value) else f"{value:.3f}",
+                           ha="center", va="center", fontsize=8)
+        for edge in np.arange(side + 1) - 0.5:
+            paper.axhline(edge, color="0.85", lw=0.6)
+            paper.axvline(edge, color="0.85", lw=0.6)
+        paper.set_xlim(-0.5, side - 0.5)
+        paper.set_ylim(side - 0.5, -0.5)
+        paper.set_aspect("equal")
+        paper.set_xticks(range(side), paper_names)
+        paper.set_yticks(range(side), paper_names)
+        paper.set_xlabel("image set")
+        paper.set_title("the paper (text only, not on the colour scale)", fontsize=8)
+    return figure
+
+
+def training_curve_figure(steps, losses, fid_steps=None, fid_values=None, title=None,
+                          selected=None):
+    """Losses (left) and FID at the checkpoints (right) against the training step.
+
+    Example::
+
+        fig = training_curve_figure(log["step"], {"g_loss": g, "d_loss": d}, [1000, 2000],
+                                    [80.1, 61.3], selected=2000)
+
+    Losses are drawn raw (thin) and as a running mean over 1 % of the steps (thick);
+    ``selected`` marks the published checkpoint on the FID panel.
+    """
+    steps = np.asarray(steps)
+    panels = 2 if fid_steps is not None and len(fid_steps) else 1
+    figure, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 3.6), squeeze=False,
+                                layout="constrained")
+    axis = axes[0][0]
+    window = max(1, len(steps) // 100)
+    for index, (name, values) in enumerate(losses.items()):
+        values = np.asarray(values, dtype="float64")
+        axis.plot(steps, values, color=f"C{index}", lw=0.4, alpha=0.35)
+        if len(values) >= window:
+            smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+            axis.plot(steps[window - 1:], smooth, color=f"C{index}", lw=1.6,
+                      label=f"{name} (running mean over {window} steps)")
+    axis.set_xlabel("training step")
+    axis.set_ylabel("loss")
+    axis.set_title("training losses", fontsize=9)
+    axis.legend(fontsize=7)
+    if panels == 2:
+        axis = axes[0][1]
+        axis.plot(fid_steps, fid_values, marker="o", color="C3")
+        if selected is not None and selected in list(fid_steps):
+            value = list(fid_values)[list(fid_steps).index(selected)]
+            axis.plot([selected], [value], marker="*", markersize=14, color="C2",
+                      label=f"published: step {selected}, FID {value:.1f}")
+            axis.legend(fontsize=7)
+        axis.set_xlabel("training step")
+        axis.set_ylabel("FID to the training data (lower is better)")
+        axis.set_title("FID at the checkpoints", fontsize=9)
+    if title:
+        figure.suptitle(title, fontsize=10)
     return figure
