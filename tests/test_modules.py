@@ -330,3 +330,49 @@ def test_module_hybrid_figure_shows_each_change_on_one_scale(tmp_path):
     assert [axis.get_title() for axis in figure.axes if "template" in axis.get_title()] == [
         "C0 template", "C1 template"]
     assert save_figure(figure, tmp_path / "hybrids.png").stat().st_size > 5000
+
+
+# ----------------------------------------------------------------------------- speed settings
+
+def realistic_maps(count=96, size=32, seed=0):
+    """Maps like a DCGAN layer's: smooth blobs of varied size, place and strength, overlapping
+    modules, a floor of diffuse influence everywhere, noise, and a few dead channels."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:size, :size] / size
+    centres = rng.uniform(0.15, 0.85, (5, 2))
+    maps = np.empty((count, size, size))
+    for index in range(count):
+        weights = rng.dirichlet(np.full(len(centres), 0.3))
+        image = np.zeros((size, size))
+        for weight, (cy, cx) in zip(weights, centres + rng.normal(0, 0.05, centres.shape)):
+            width = rng.uniform(0.08, 0.25)
+            image += weight * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * width ** 2))
+        maps[index] = rng.gamma(2.0, 0.02) * (image + 0.1 + 0.05 * rng.random((size, size)))
+    maps[rng.choice(count, 3, replace=False)] = 0.0
+    return maps
+
+
+def test_stability_in_two_processes_equals_the_serial_run():
+    maps = realistic_maps(count=48, size=16)
+    for method in ("nmf", "kmeans"):
+        serial = modules.stability(maps, ks=(2, 4), repeats=3, method=method, seed=5,
+                                   progress=False, n_jobs=1)
+        parallel = modules.stability(maps, ks=(2, 4), repeats=3, method=method, seed=5,
+                                     progress=False, n_jobs=2)
+        np.testing.assert_array_equal(parallel.consistency, serial.consistency)
+        np.testing.assert_array_equal(parallel.cosine, serial.cosine)
+        assert serial.consistency.min() < 1.0            # not trivially all ones
+
+
+def test_default_settings_raise_no_convergence_warning():
+    from sklearn.exceptions import ConvergenceWarning
+    import warnings
+
+    maps = realistic_maps()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        for k in (2, 3, 4, 5, 6):
+            modules.cluster(maps, k)
+            modules.cluster(maps, k, method="kmeans")
+        modules.stability(maps, repeats=3, progress=False, n_jobs=1)
+        modules.stability(maps, repeats=3, method="kmeans", progress=False, n_jobs=1)

@@ -20,8 +20,8 @@ index s_p uniform over the N - 1 other indices, independently for each p, from
 ``numpy.random.default_rng(seed)`` (first all base indices, then all source offsets). The same
 pairs serve every map, so maps are comparable.
 
-How it is computed. The model runs once per sample up to the cut (and once more for the original
-outputs); the per-sample values stay on the device, and each compiled step gathers its pairs,
+How it is computed. The model runs once up to the cut for each sample that some pair uses (and
+once more for the original outputs); the per-sample values stay on the device, and each compiled step gathers its pairs,
 forms the hybrids of several maps at once, runs them downstream and adds up the statistic, in
 float32 within a block of maps and float64 across blocks (memory does not grow with the number
 of pairs).
@@ -653,7 +653,7 @@ class _Runner:
     def __call__(self, inputs, batch_size, flags_in, flags_out):
         ops = keras.ops
         total = next(len(a) for a, flag in zip(inputs, flags_in) if flag)
-        size = min(batch_size, total)
+        size = min(batch_size, -(-total // 32) * 32)   # few distinct shapes: few compilations
         pieces = []
         for start, stop in _index_ranges(total, size):
             chunk = []
@@ -674,8 +674,10 @@ _RUNNERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _runner(model):
+    # TensorFlow: oneDNN's convolutions without XLA run the head as fast as XLA does here, and
+    # skip its compilation (seconds, paid by every new process and shape)
     if model not in _RUNNERS:
-        _RUNNERS[model] = _Runner(model)
+        _RUNNERS[model] = _Runner(model, xla=False)
     return _RUNNERS[model]
 
 
@@ -763,7 +765,8 @@ class _Engine:
     cached engine follows the model's current weights.
     """
 
-    def __init__(self, plan, statistic, reduce_color, num_masks, pairs, xla, precomputed):
+    def __init__(self, plan, statistic, reduce_color, num_masks, pairs, xla, precomputed,
+                 dense_parts=False):
         self.plan = plan
         self.precomputed = precomputed
         self.statistic = statistic
@@ -782,7 +785,13 @@ class _Engine:
         self.glue_forward = _compile(self._glue_forward, xla=True) if fused else self._glue_forward
         self.step = _compile(self._step, xla=self.whole)
         self.forward = _compile(self._forward, xla=self.whole)
-        self.contributions = _compile(self._contributions, xla=xla)
+        # Precomputed parts of wide modules (a quarter of the channels or more): one masked
+        # convolution, which oneDNN runs fastest outside XLA on TensorFlow; narrow modules:
+        # their own kernel rows, fused by XLA.
+        self.dense_parts = dense_parts
+        self.contributions = _compile(self._contributions, xla=xla and not (
+            dense_parts and backend == "tensorflow" and plan.taps.kernel_size
+            and plan.taps.kind != "flat_dense"))
 
     @classmethod
     def get(cls, model, key, *args):
@@ -823,7 +832,34 @@ class _Engine:
 
     def _contributions(self, values, table, valid):
         """Precomputed mode: each module's contribution for every sample, [M, N, ...]."""
-        return self._contribute(values, table, self._rows(table, valid, self.plan.taps.kernel()))
+        kernel = self.plan.taps.kernel()
+        if self.dense_parts:
+            return self._masked_parts(values, table, valid, kernel)
+        return self._contribute(values, table, self._rows(table, valid, kernel))
+
+    def _masked_parts(self, values, table, valid, kernel):
+        """Each module's contribution as one convolution (or matrix product) of all channels
+        with the kernel masked to the module's rows, the modules side by side as output
+        channels: for wide modules, this beats gathering each module's channels."""
+        ops, taps = keras.ops, self.plan.taps
+        num_channels, outputs = int(kernel.shape[-2]), int(kernel.shape[-1])
+        masks = ops.sum(ops.one_hot(table, num_channels, dtype=kernel.dtype)
+                        * valid[..., None], axis=1)                                  # [M, C]
+        block = ops.einsum("...co,mc->...cmo", kernel, masks)
+        block = ops.reshape(block, tuple(kernel.shape[:-1]) + (self.num_masks * outputs,))
+        if taps.kind == "flat_dense":
+            flat = ops.reshape(values, (int(values.shape[0]), -1))
+            y = ops.matmul(flat, ops.reshape(block, (-1, self.num_masks * outputs)))
+        elif not taps.kernel_size:
+            y = ops.matmul(values, block)
+        else:
+            y = _conv_padded(values, block, taps.pads, taps.strides, taps.dilations)
+        spatial = tuple(int(d) for d in y.shape[1:-1])
+        y = ops.reshape(y, (-1,) + spatial + (self.num_masks, outputs))
+        count = len(spatial)
+        y = ops.transpose(y, (count + 1, 0) + tuple(range(1, count + 1)) + (count + 2,))
+        parts = taps.finish(ops.reshape(y, (-1,) + spatial + (outputs,)))
+        return ops.reshape(parts, (self.num_masks, -1) + tuple(parts.shape[1:]))
 
     def _glue(self, values, mixed, base, source, table, valid, kernel, contributions):
         ops = keras.ops
@@ -1063,6 +1099,12 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
                 "layer whose output has the batch axis")
     plan = _plan(graph, at, method)
     num_channels = int(graph.specs[cut[-1]].shape[-1]) if len(cut) == 1 else None
+    # Only the samples some pair uses go through the model (few pairs of many samples).
+    used, inverse = np.unique(np.concatenate([base_index, source_index]), return_inverse=True)
+    if len(used) < num_samples:
+        inputs = _rows(inputs, used, input_flags)
+        base_index, source_index = inverse[:num_pairs], inverse[num_pairs:]
+        num_samples = len(used)
     # Each part runs once per sample: head -> swap point (-> mixing layer output). Values
     # without a batch axis (model inputs shared by the batch) are passed whole, never indexed.
     if _native(flat_graph(plan.head)):
@@ -1105,10 +1147,12 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
             masks_per_step = min(masks_per_step, fits)
     # XLA fuses the hybrids' formation; not under a strategy (variables on another device)
     xla = strategy is None
+    # Wide modules' parts: one convolution of all channels with masked kernels (see _Engine)
+    dense_parts = precomputed and 4 * width > num_channels
     key = (at, plan.kind, statistic, reduce_color, masks_per_step, width, pairs_per_step, xla,
-           precomputed)
+           precomputed, dense_parts)
     engine = _Engine.get(model, key, plan, statistic, reduce_color, masks_per_step,
-                         pairs_per_step, xla, precomputed)
+                         pairs_per_step, xla, precomputed, dense_parts)
     # The originals through the same compiled code as the hybrids, in steps of the same size.
     chunk = masks_per_step * pairs_per_step
     originals = []

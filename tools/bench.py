@@ -1,18 +1,25 @@
 """Benchmarks that print ratios against a baseline measured in the same run.
 
-    python tools/bench.py influence                 # face DCGAN, main.8, all channels
-    python tools/bench.py influence --pairs 32 --layer main.5
+    python tools/bench.py influence                 # face DCGAN, main.8, vs a PyTorch peer
+    python tools/bench.py influence --pairs 32 --scaling 64 --no-core-baseline
     python tools/bench.py fid                       # FID Inception: Keras port vs TorchScript
     python tools/bench.py sdr                       # SDR of every pathway, DCGAN G and D
     python tools/bench.py train                     # training steps/s vs a plain Keras fit
 
-`influence`: elementary influence maps of every channel of a layer, computed (a) by the baseline a
-user would write with the core alone -- for each channel, `tfcf.hybrid` on all pairs (the whole
-generator runs on base and source every time) and eq. 2 in NumPy -- and (b) by
-`tfcf.influence_maps`. Prints the max difference between the two sets of maps, hybrids per
-second, and the fraction of the downstream FLOP bound reached (the multiply-adds of the layers
-after the cut for one hybrid, at the float32 matmul rate this machine reaches in the same run).
-The last line reads `influence: <ratio>x vs per-channel hybrid`.
+`influence`: elementary influence maps (eq. 2) of every channel of a layer by
+`tfcf.influence_maps`, against the PyTorch peer a careful user would write (the face DCGAN
+re-built as a torch Sequential with the same weights, split after the layer: the head once, then
+each channel's hybrids through the tail in one batch, eq. 2 in torch), run in a child process
+when torch is installed (it is not a test dependency: without it the peer is skipped and said
+so). Prints hybrids/s of each and the max difference between their maps; the fraction reached of
+the full-downstream FLOP bound (every layer after the cut, per hybrid) and of the
+linearity-aware bound (what a hybrid still needs after the linear shortcut: one channel's
+contribution through the mixing layer, then every later layer at full size, and the statistic),
+both at the float32 matmul rate measured in the same run; module maps (`--module-size` channels
+per module, as many hybrids as the elementary maps) against elementary ones; and, in a child
+process per setting, hybrids/s and peak resident memory at `--scaling` pairs (64, 256, 1024).
+`--core-baseline` (default) also times per-channel `tfcf.hybrid` calls. The last line reads
+`influence: <ratio>x vs PyTorch peer`.
 
 `fid`: the same images (64x64 uint8) through the TorchScript FID Inception network
 (`default_1.pt` run by torch on this CPU, with the reference's TF1 bilinear resize) and through
@@ -65,26 +72,236 @@ def matmul_gflops(size=1024, repeats=10):
     return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def downstream_macs(model, at):
-    """Multiply-adds per sample of the Dense/Conv layers downstream of the cut at ``at``."""
+def _layer_macs(layer):
+    """Multiply-adds per sample of a Dense/Conv/transposed conv layer (0 for other layers)."""
     import keras
 
+    if isinstance(layer, keras.layers.Dense):
+        return int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
+    if isinstance(layer, keras.layers.Conv2DTranspose):
+        _, h, w, c = layer.input.shape
+        kh, kw, out, _ = layer.kernel.shape
+        return h * w * kh * kw * c * out
+    if isinstance(layer, keras.layers.Conv2D):
+        _, h, w, out = layer.output.shape
+        kh, kw, c, _ = layer.kernel.shape
+        return h * w * kh * kw * c * out // int(getattr(layer, "groups", 1) or 1)
+    return 0
+
+
+def downstream_macs(model, at):
+    """Multiply-adds per sample of the Dense/Conv layers downstream of the cut at ``at``."""
     import tfcf
 
     _, tail = tfcf.split(model, at)
-    total = 0
+    return sum(_layer_macs(layer) for layer in tail.layers)
+
+
+def linear_flops(model, at):
+    """FLOPs one elementary hybrid still needs after the linear shortcut, and their parts.
+
+    One channel's contribution through the shortcut layer (its multiply-adds / input channels),
+    then every layer after it at full size: the Dense/Conv multiply-adds (2 FLOPs each), batch
+    norm in inference (2 per value), activations (1 per value), and the statistic (difference,
+    absolute value, sum: 3 per output value).
+    """
+    import math
+
+    import keras
+
+    import tfcf
+    from tfcf.influence import shortcut_layer
+
+    name = shortcut_layer(model, at)
+    _, tail = tfcf.split(model, at)
+    parts, after = {}, name is None
     for layer in tail.layers:
-        if isinstance(layer, keras.layers.Dense):
-            total += int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if layer.name == name:
+            parts[f"{name} (one channel)"] = 2 * _layer_macs(layer) // int(layer.input.shape[-1])
+            after = True
+            continue
+        if not after:
+            continue
+        values = math.prod(int(d) for d in layer.output.shape[1:])
+        if _layer_macs(layer):
+            parts[layer.name] = 2 * _layer_macs(layer)
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            parts[layer.name] = 2 * values
+        elif not isinstance(layer, (keras.layers.Reshape, keras.layers.Flatten)):
+            parts[layer.name] = values
+    parts["statistic"] = 3 * math.prod(int(d) for d in tail.outputs[0].shape[1:])
+    return sum(parts.values()), parts, name
+
+
+def _torch_state(model):
+    """The layers of a Sequential-like Keras generator as (kind, arrays, options) for torch, or
+    a reason why the peer cannot be built."""
+    import keras
+    import numpy as np
+
+    layers = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if isinstance(layer, keras.layers.Reshape):
+            layers.append(("reshape", [], {"target": tuple(layer.target_shape)}))
         elif isinstance(layer, keras.layers.Conv2DTranspose):
-            _, h, w, c = layer.input.shape
-            kh, kw, out, _ = layer.kernel.shape
-            total += h * w * kh * kw * c * out
-        elif isinstance(layer, keras.layers.Conv2D):
-            _, h, w, out = layer.output.shape
-            kh, kw, c, _ = layer.kernel.shape
-            total += h * w * kh * kw * c * out
-    return total
+            kernel = np.asarray(layer.kernel)                      # (kh, kw, out, in)
+            stride = layer.strides[0]
+            if (layer.use_bias or len(set(layer.strides)) != 1 or kernel.shape[0] != kernel.shape[1]
+                    or (layer.padding == "same" and (kernel.shape[0] - stride) % 2)):
+                return f"layer {layer.name}: no PyTorch equivalent in this bench"
+            padding = 0 if layer.padding == "valid" else (int(kernel.shape[0]) - stride) // 2
+            layers.append(("deconv", [kernel.transpose(3, 2, 0, 1)],
+                           {"stride": stride, "padding": padding}))
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            layers.append(("bn", [np.asarray(w) for w in (layer.gamma, layer.beta,
+                                                          layer.moving_mean,
+                                                          layer.moving_variance)],
+                           {"eps": layer.epsilon}))
+        elif isinstance(layer, keras.layers.ReLU):
+            layers.append(("relu", [], {}))
+        elif isinstance(layer, keras.layers.Activation) and layer.activation.__name__ == "tanh":
+            layers.append(("tanh", [], {}))
+        else:
+            return f"layer {layer.name} ({type(layer).__name__}): no torch equivalent in this bench"
+        layers[-1][2]["name"] = layer.name
+    return layers
+
+
+def _torch_peer(path):
+    """Child process: the PyTorch user's influence maps. Reads and writes ``path`` (npz)."""
+    import pickle
+
+    import numpy as np
+    import torch
+
+    with open(path, "rb") as handle:
+        job = pickle.load(handle)
+    modules, names = [], []
+    for kind, arrays, options in job["layers"]:
+        if kind == "reshape":
+            module = torch.nn.Unflatten(1, (options["target"][-1],) + options["target"][:-1])
+        elif kind == "deconv":
+            weight = torch.from_numpy(arrays[0])
+            module = torch.nn.ConvTranspose2d(weight.shape[0], weight.shape[1], weight.shape[2],
+                                              options["stride"], options["padding"], bias=False)
+            module.weight.data.copy_(weight)
+        elif kind == "bn":
+            module = torch.nn.BatchNorm2d(len(arrays[0]), eps=options["eps"])
+            for target, value in zip((module.weight, module.bias, module.running_mean,
+                                      module.running_var), arrays):
+                target.data.copy_(torch.from_numpy(value))
+        else:
+            module = torch.nn.ReLU() if kind == "relu" else torch.nn.Tanh()
+        modules.append(module)
+        names.append(options["name"])
+    cut = names.index(job["layer"]) + 1
+    head, tail = torch.nn.Sequential(*modules[:cut]).eval(), torch.nn.Sequential(*modules[cut:]).eval()
+    z = torch.from_numpy(job["z"])
+    base, source = torch.from_numpy(job["base"]), torch.from_numpy(job["source"])
+
+    def maps():
+        with torch.inference_mode():
+            h = head(z)                                   # head once: [N, C, H, W]
+            h_base, h_source = h[base], h[source]
+            originals = tail(h_base)
+            result = torch.empty((h.shape[1],) + tuple(originals.shape[2:]))
+            for channel in range(h.shape[1]):             # each channel's hybrids in one batch
+                hybrids = h_base.clone()
+                hybrids[:, channel] = h_source[:, channel]
+                result[channel] = (tail(hybrids) - originals).abs().mean(dim=(0, 1))
+        return result.numpy()
+
+    maps()                                                # warm-up
+    start = time.perf_counter()
+    result = maps()
+    seconds = time.perf_counter() - start
+    with open(path, "wb") as handle:
+        pickle.dump({"maps": result, "seconds": seconds, "threads": torch.get_num_threads(),
+                     "version": torch.__version__}, handle)
+
+
+def _run_child(arguments, timeout=1800):
+    """``python tools/bench.py <arguments>`` in a child process; its stdout, or raise."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, __file__, *arguments], capture_output=True,
+                          text=True, timeout=timeout)
+    if done.returncode:
+        raise RuntimeError(f"bench child {arguments[0]} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def torch_peer(model, layer, z, base, source):
+    """Run the PyTorch peer in a child process: (maps, seconds, description) or (None, None,
+    why not)."""
+    import importlib.util
+    import pickle
+    import tempfile
+
+    import numpy as np
+
+    if importlib.util.find_spec("torch") is None:
+        return None, None, "torch is not installed (pip install torch)"
+    layers = _torch_state(model)
+    if isinstance(layers, str):
+        return None, None, layers
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "peer.pkl"
+        with open(path, "wb") as handle:
+            pickle.dump({"layers": layers, "layer": layer, "z": np.asarray(z, dtype="float32"),
+                         "base": np.asarray(base, dtype="int64"),
+                         "source": np.asarray(source, dtype="int64")}, handle)
+        _run_child(["_torch-peer", str(path)])
+        with open(path, "rb") as handle:
+            result = pickle.load(handle)
+    return (result["maps"], result["seconds"],
+            f"torch {result['version']}, {result['threads']} threads")
+
+
+def _scaling_child(args):
+    """Child process: hybrids/s and peak memory of influence maps at ``args.pairs`` pairs."""
+    import resource
+
+    import numpy as np
+
+    import tfcf
+    from tfcf.models.registry import load_generator
+
+    spec = load_generator(args.model, layer=args.layer)
+    z = spec.sample_latent(args.samples, seed=0)
+    channels = None if not args.module_size else [
+        list(range(c, c + args.module_size)) for c in range(0, 128, args.module_size)]
+    import threading
+
+    def resident():
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * resource.getpagesize() // 1024
+
+    # the same step shape on few pairs: compiles what the timed call uses
+    tfcf.influence_maps(spec.model, spec.layer, z, channels=channels, num_pairs=16,
+                        progress=False, batch_size=args.batch_size)
+    before, peak, done = resident(), [0], threading.Event()
+
+    def sample():                     # the resident set every 5 ms while the maps are computed
+        while not done.is_set():
+            peak[0] = max(peak[0], resident())
+            done.wait(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    start = time.perf_counter()
+    maps, record = tfcf.influence_maps(spec.model, spec.layer, z, channels=channels,
+                                       num_pairs=args.pairs, progress=False,
+                                       batch_size=args.batch_size, return_record=True)
+    seconds = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    print(f"{record.hybrids} {seconds} {before} {max(peak[0], resident())} "
+          f"{float(np.abs(maps).sum())}")
 
 
 def bench_influence(args):
@@ -102,42 +319,85 @@ def bench_influence(args):
     base, source = draw_pairs(len(z), args.pairs, seed=0)
     hybrids = num_channels * args.pairs
     print(f"model {spec.name}, layer {layer} ({num_channels} channels), {args.pairs} pairs, "
-          f"{hybrids} hybrids")
+          f"{hybrids} hybrids; {os.cpu_count()} CPUs")
 
-    # Warm both paths up on a few channels so that tracing is not timed.
-    tfcf.hybrid(model, layer, [0], z[base], z[source], batch_size=args.batch_size)
-    tfcf.influence_maps(model, layer, z, channels=[[0]], num_pairs=args.pairs, progress=False,
-                        batch_size=args.batch_size)
+    # Warm up so that tracing is not timed.
     tfcf.influence_maps(model, layer, z, num_pairs=args.pairs, progress=False,
                         batch_size=args.batch_size)
-
-    start = time.perf_counter()
-    originals = np.asarray(model.predict_on_batch(z[base]))
-    baseline = np.empty((num_channels,) + originals.shape[1:3], dtype="float64")
-    for channel in range(num_channels):
-        out = tfcf.hybrid(model, layer, [channel], z[base], z[source], batch_size=args.batch_size)
-        baseline[channel] = np.abs(out - originals).mean(axis=(0, 3))
-    baseline_seconds = time.perf_counter() - start
-
     start = time.perf_counter()
     ours, record = tfcf.influence_maps(model, layer, z, num_pairs=args.pairs, progress=False,
                                        batch_size=args.batch_size, return_record=True)
     ours_seconds = time.perf_counter() - start
-    method = record.method
+    rate = hybrids / ours_seconds
+    print(f"tfcf.influence_maps ({record.method}, shortcut {record.shortcut}, "
+          f"{record.maps_per_step} maps x {record.pairs_per_step} pairs a step): "
+          f"{ours_seconds:.2f} s, {rate:.0f} hybrids/s")
+
+    if args.core_baseline:
+        tfcf.hybrid(model, layer, [0], z[base], z[source], batch_size=args.batch_size)
+        start = time.perf_counter()
+        originals = np.asarray(model.predict_on_batch(z[base]))
+        baseline = np.empty((num_channels,) + originals.shape[1:3], dtype="float64")
+        for channel in range(num_channels):
+            out = tfcf.hybrid(model, layer, [channel], z[base], z[source],
+                              batch_size=args.batch_size)
+            baseline[channel] = np.abs(out - originals).mean(axis=(0, 3))
+        core_seconds = time.perf_counter() - start
+        print(f"core baseline (per-channel tfcf.hybrid): {core_seconds:.2f} s, "
+              f"{hybrids / core_seconds:.0f} hybrids/s ({core_seconds / ours_seconds:.2f}x); "
+              f"max |maps - its maps| {np.abs(ours - baseline).max():.3g}")
+
+    peer_maps, peer_seconds, peer_text = torch_peer(model, layer, np.asarray(z), base, source)
+    if peer_maps is not None:
+        print(f"PyTorch peer ({peer_text}; head once, each channel's hybrids through the tail "
+              f"in one batch): {peer_seconds:.2f} s, {hybrids / peer_seconds:.0f} hybrids/s")
+        print(f"max |maps - PyTorch maps|: {np.abs(ours - peer_maps).max():.3g} "
+              f"(maps up to {peer_maps.max():.3g})")
+    else:
+        print(f"no PyTorch peer: {peer_text}")
 
     gflops = matmul_gflops()
     macs = downstream_macs(model, layer)
     bound = gflops * 1e9 / (2 * macs)
-    rate, baseline_rate = hybrids / ours_seconds, hybrids / baseline_seconds
-    print(f"max |maps - baseline maps|: {np.abs(ours - baseline).max():.3g} "
-          f"(maps up to {baseline.max():.3g})")
-    print(f"baseline (per-channel tfcf.hybrid): {baseline_seconds:.2f} s, "
-          f"{baseline_rate:.0f} hybrids/s")
-    print(f"tfcf.influence_maps ({method}): {ours_seconds:.2f} s, {rate:.0f} hybrids/s")
-    print(f"downstream FLOP bound: {2 * macs / 1e6:.1f} MFLOP per hybrid at {gflops:.1f} GFLOP/s "
-          f"(float32 matmul, this run) = {bound:.0f} hybrids/s; reached {rate / bound:.1%} "
-          f"(baseline {baseline_rate / bound:.1%})")
-    print(f"influence: {baseline_seconds / ours_seconds:.2f}x vs per-channel hybrid")
+    print(f"full-downstream FLOP bound: {2 * macs / 1e6:.1f} MFLOP per hybrid at {gflops:.1f} "
+          f"GFLOP/s (float32 matmul, this run) = {bound:.0f} hybrids/s; reached {rate / bound:.1%}")
+    flops, parts, shortcut = linear_flops(model, layer)
+    linear_bound = gflops * 1e9 / flops
+    detail = ", ".join(f"{name} {value / 1e6:.2f}" for name, value in parts.items())
+    print(f"linearity-aware FLOP bound (shortcut {shortcut}): {flops / 1e6:.2f} MFLOP per hybrid "
+          f"({detail}) = {linear_bound:.0f} hybrids/s; reached {rate / linear_bound:.1%}")
+
+    if args.module_size:
+        modules = [list(range(c, min(c + args.module_size, num_channels)))
+                   for c in range(0, num_channels, args.module_size)]
+        module_pairs = hybrids // len(modules)
+        options = dict(channels=modules, num_pairs=module_pairs, progress=False,
+                       batch_size=args.batch_size)
+        tfcf.influence_maps(model, layer, z, **options)
+        start = time.perf_counter()
+        _, module_record = tfcf.influence_maps(model, layer, z, return_record=True, **options)
+        module_seconds = time.perf_counter() - start
+        module_rate = len(modules) * module_pairs / module_seconds
+        print(f"module maps ({len(modules)} modules of {args.module_size} channels, "
+              f"{module_pairs} pairs, {module_record.method}): {module_seconds:.2f} s, "
+              f"{module_rate:.0f} hybrids/s = {module_rate / rate:.2f}x elementary")
+
+    if args.scaling:
+        print("scaling (a child process per setting, after a warm-up; peak resident memory "
+              "while the maps are computed, sampled every 5 ms):")
+        for pairs in args.scaling:
+            out = _run_child(["_scaling", "--model", args.model, "--pairs", str(pairs),
+                              "--samples", str(args.samples), "--batch-size",
+                              str(args.batch_size)] + (["--layer", args.layer] if args.layer
+                                                       else []))
+            count, seconds, before, peak, _ = out.split()[-5:]
+            print(f"  {pairs:5d} pairs: {int(count) / float(seconds):7.0f} hybrids/s, peak "
+                  f"{int(peak) / 1024:.0f} MiB resident (+{(int(peak) - int(before)) / 1024:.0f} "
+                  f"MiB over the warmed-up process)")
+    if peer_maps is not None:
+        print(f"influence: {peer_seconds / ours_seconds:.2f}x vs PyTorch peer")
+    else:
+        print(f"influence: {rate:.0f} hybrids/s (no PyTorch peer: {peer_text})")
 
 
 def _torchscript_features(network, images, batch_size):
@@ -313,13 +573,29 @@ def bench_train(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    influence = commands.add_parser("influence", help="influence maps vs per-channel hybrids")
+    commands = parser.add_subparsers(dest="command", required=True,
+                                     metavar="{influence,fid,sdr,train}")
+    influence = commands.add_parser("influence", help="influence maps vs a PyTorch peer")
     influence.add_argument("--model", default="face_dcgan")
     influence.add_argument("--layer", default=None)
     influence.add_argument("--pairs", type=int, default=64)
     influence.add_argument("--samples", type=int, default=128)
     influence.add_argument("--batch-size", type=int, default=256)
+    influence.add_argument("--module-size", type=int, default=32,
+                           help="channels per module for the module-map rate (0: skip)")
+    influence.add_argument("--scaling", type=int, nargs="*", default=[64, 256, 1024],
+                           help="pair counts of the memory/rate scaling (a child each)")
+    influence.add_argument("--core-baseline", action=argparse.BooleanOptionalAction,
+                           default=True, help="also time per-channel tfcf.hybrid calls")
+    peer = commands.add_parser("_torch-peer")   # child processes of `influence`
+    peer.add_argument("path")
+    scaling = commands.add_parser("_scaling")
+    scaling.add_argument("--model", default="face_dcgan")
+    scaling.add_argument("--layer", default=None)
+    scaling.add_argument("--pairs", type=int, default=64)
+    scaling.add_argument("--samples", type=int, default=128)
+    scaling.add_argument("--batch-size", type=int, default=256)
+    scaling.add_argument("--module-size", type=int, default=0)
     fid = commands.add_parser("fid", help="Keras FID Inception port vs the TorchScript network")
     fid.add_argument("--images", type=int, default=200)
     fid.add_argument("--batch-size", type=int, default=50)
@@ -337,6 +613,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command == "influence":
         bench_influence(args)
+    elif args.command == "_torch-peer":
+        _torch_peer(args.path)
+    elif args.command == "_scaling":
+        _scaling_child(args)
     elif args.command == "fid":
         bench_fid(args)
     elif args.command == "sdr":

@@ -107,8 +107,12 @@ def bench_influence(out, tiny):
     generator = face_dcgan.load_pretrained(cache_dir=os.environ["TFCF_CACHE_DIR"])
     rate = matmul_tflops(1024 if tiny else 8192, 3 if tiny else 20)
     channels = 8 if tiny else 128
+    from tools.bench import linear_flops           # FLOPs a hybrid needs after the shortcut
+
+    flops = linear_flops(generator, "main.8")[0]
     results = {"backend": keras.backend.backend(), "devices": [str(d) for d in _devices()],
-               "matmul_float32_tflops": rate, "layer": "main.8", "channels": channels, "runs": []}
+               "matmul_float32_tflops": rate, "layer": "main.8", "channels": channels,
+               "linear_mflop_per_hybrid": flops / 1e6, "runs": []}
     for pairs in ((8, 16) if tiny else (64, 256, 1024)):
         z = np.random.default_rng(0).standard_normal((max(2 * pairs, 64), 100)).astype("float32")
         z = keras.ops.convert_to_tensor(z)                       # kept on the device
@@ -122,10 +126,13 @@ def bench_influence(out, tiny):
         hybrids = channels * pairs
         results["runs"].append({"pairs": pairs, "hybrids": hybrids, "seconds": seconds,
                                 "hybrids_per_second": hybrids / seconds,
+                                "fraction_of_matmul_rate": hybrids / seconds * flops / (
+                                    rate * 1e12),
                                 "method": record.method, "maps_finite": bool(
                                     np.all(np.isfinite(maps)))})
         print(f"influence: {pairs} pairs x {channels} channels: {hybrids / seconds:,.0f} "
-              f"hybrids/s ({record.method})", flush=True)
+              f"hybrids/s ({record.method}), {results['runs'][-1]['fraction_of_matmul_rate']:.1%}"
+              f" of the float32 matmul rate at {flops / 1e6:.2f} MFLOP a hybrid", flush=True)
     return results
 
 

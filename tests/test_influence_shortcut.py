@@ -1,0 +1,201 @@
+"""The linear shortcut of tfcf.influence_maps equals the generic path, chain by chain.
+
+Each tiny model cuts at a ReLU ("cut", 5 channels) and follows it with one kind of linear chain
+before the first non-linearity: the shortcut forms the hybrids at the chain's first
+channel-mixing layer (``record.shortcut``), the generic path at the cut itself. Both must give
+the same elementary and module maps (golden: the generic path is itself checked against eq. 2
+by hand in tests/test_influence.py).
+"""
+
+import keras
+import numpy as np
+import pytest
+
+import tfcf
+from tfcf.influence import shortcut_layer
+
+from conftest import randomize_batchnorm
+
+layers = keras.layers
+CHANNELS = 5
+MODULES = [[0, 2], [1, 3, 4], [4]]
+
+
+def _image(h, name="image"):
+    """A 3-colour image output through a 1x1 convolution and tanh."""
+    h = layers.Conv2D(3, 1, name="to_rgb")(h)
+    return layers.Activation("tanh", name=name)(h)
+
+
+def _model(chain, spatial=4, seed=0, channels=CHANNELS):
+    """z [8] -> dense -> [spatial, spatial, channels] -> ReLU "cut" -> chain -> image."""
+    keras.utils.set_random_seed(seed)
+    z = keras.Input((8,), name="z")
+    h = layers.Dense(spatial * spatial * channels, name="lin")(z)
+    h = layers.Reshape((spatial, spatial, channels), name="reshape")(h)
+    h = layers.ReLU(name="cut")(h)
+    return randomize_batchnorm(keras.Model(z, chain(h), name="chain"), seed)
+
+
+def conv(h):
+    h = layers.Conv2D(6, 3, padding="same", name="mix")(h)
+    return _image(layers.ReLU(name="after")(h))
+
+
+def transposed_same(h):
+    h = layers.Conv2DTranspose(6, 4, strides=2, padding="same", name="mix")(h)
+    return _image(layers.ReLU(name="after")(h))
+
+
+def transposed_valid(h):
+    h = layers.Conv2DTranspose(6, 3, strides=2, padding="valid", name="mix")(h)
+    h = layers.ReLU(name="after")(h)     # the downstream transposed convolution: its fast form
+    h = layers.Conv2DTranspose(3, 4, strides=2, padding="same", name="to_rgb_up")(h)
+    return layers.Activation("tanh", name="image")(h)
+
+
+def batchnorm_activation(h):
+    h = layers.BatchNormalization(name="bn")(h)          # inference mode: channel-wise
+    h = layers.LeakyReLU(0.2, name="act")(h)
+    h = layers.Conv2D(6, 3, padding="valid", name="mix")(h)
+    return _image(layers.BatchNormalization(name="bn_after")(layers.ReLU(name="after")(h)))
+
+
+def depthwise(h):
+    h = layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, name="mix")(h)
+    return _image(layers.ReLU(name="after")(h))
+
+
+def depthwise_then_conv(h):
+    h = layers.DepthwiseConv2D(3, padding="same", name="dw")(h)   # channel-wise: passed through
+    h = layers.Conv2D(4, 2, strides=2, padding="valid", name="mix")(h)
+    return _image(layers.ReLU(name="after")(h))
+
+
+def separable(h):
+    h = layers.SeparableConv2D(6, 3, padding="same", depth_multiplier=2, name="mix")(h)
+    return _image(layers.ReLU(name="after")(h))
+
+
+def flatten_dense(h):
+    h = layers.Flatten(name="flat")(h)
+    h = layers.Dense(4 * 4 * 3, name="mix")(h)
+    h = layers.Reshape((4, 4, 3), name="unflat")(layers.ReLU(name="after")(h))
+    return layers.Activation("tanh", name="image")(layers.UpSampling2D(2, name="up")(h))
+
+
+def reshape_conv(h):
+    h = layers.Reshape((2, 8, CHANNELS), name="fold")(h)      # the channel axis is kept
+    h = layers.UpSampling2D(2, name="up")(h)
+    h = layers.Conv2D(6, 3, padding="same", name="mix")(h)
+    return _image(layers.ReLU(name="after")(h))
+
+
+CHAINS = {  # name: (chain, shortcut layer)
+    "conv": (conv, "mix"),
+    "transposed_same": (transposed_same, "mix"),
+    "transposed_valid": (transposed_valid, "mix"),
+    "batchnorm_activation": (batchnorm_activation, "mix"),
+    "depthwise": (depthwise, "mix"),
+    "depthwise_then_conv": (depthwise_then_conv, "mix"),
+    "separable": (separable, "mix"),
+    "flatten_dense": (flatten_dense, "mix"),
+    "reshape_conv": (reshape_conv, "mix"),
+}
+
+
+def _grouped_model(seed=0):
+    """Cut at 6 channels, then a grouped convolution (3 groups of 2 channels)."""
+    keras.utils.set_random_seed(seed)
+    z = keras.Input((8,), name="z")
+    h = layers.Reshape((4, 4, 6), name="reshape")(layers.Dense(4 * 4 * 6, name="lin")(z))
+    h = layers.ReLU(name="cut")(h)
+    h = layers.Conv2D(6, 3, padding="same", groups=3, name="mix")(h)
+    return keras.Model(z, _image(layers.ReLU(name="after")(h)), name="grouped")
+
+
+def _dense_model(seed=0):
+    """Cut at a 2-D layer (units), then Dense -> reshape to an image."""
+    keras.utils.set_random_seed(seed)
+    z = keras.Input((8,), name="z")
+    h = layers.ReLU(name="cut")(layers.Dense(CHANNELS, name="lin")(z))
+    h = layers.Dense(4 * 4 * 6, name="mix")(h)
+    h = layers.Reshape((4, 4, 6), name="unflat")(h)
+    return keras.Model(z, _image(layers.ReLU(name="after")(h)), name="dense")
+
+
+def _both(model, z, **options):
+    """(linear maps, record, generic maps) for the same pairs."""
+    ours, record = tfcf.influence_maps(model, "cut", z, progress=False, return_record=True,
+                                       **options)
+    generic = tfcf.influence_maps(model, "cut", z, progress=False, method="generic", **options)
+    return ours, record, generic
+
+
+def _check(model, shortcut, z, num_pairs, channels=None):
+    ours, record, generic = _both(model, z, num_pairs=num_pairs, channels=channels, seed=3,
+                                  batch_size=64)
+    assert record.method == "linear" and record.shortcut == shortcut
+    assert shortcut_layer(model, "cut") == shortcut
+    assert generic.max() > 1e-3                      # the maps are not trivially zero
+    np.testing.assert_allclose(ours, generic, rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def latents():
+    return np.random.default_rng(0).normal(size=(10, 8)).astype("float32")
+
+
+@pytest.mark.parametrize("name", sorted(CHAINS))
+def test_shortcut_equals_generic_elementary_and_modules(name, latents):
+    chain, shortcut = CHAINS[name]
+    model = _model(chain)
+    _check(model, shortcut, latents, num_pairs=12)                     # elementary
+    _check(model, shortcut, latents, num_pairs=12, channels=MODULES)   # modules, precomputed
+
+
+def test_grouped_convolution(latents):
+    model = _grouped_model()
+    _check(model, "mix", latents, num_pairs=12)
+    _check(model, "mix", latents, num_pairs=12, channels=[[0, 1], [2, 5], [3]])
+
+
+def test_dense_after_a_dense_cut(latents):
+    model = _dense_model()
+    _check(model, "mix", latents, num_pairs=12)
+    _check(model, "mix", latents, num_pairs=12, channels=MODULES)
+
+
+@pytest.mark.parametrize("chain", [transposed_same, flatten_dense])
+def test_narrow_modules_through_their_kernel_rows(chain, latents):
+    """Modules much narrower than the layer: their precomputed parts come from their own kernel
+    rows (wide ones from one masked convolution, as in the tests above)."""
+    model = _model(chain, channels=12)
+    _check(model, "mix", latents, num_pairs=12, channels=[[0, 7], [3], [11, 2], [5, 6]])
+
+
+def test_module_maps_per_pair_path(latents):
+    """Fewer pairs than samples: each pair's difference through the module's kernel rows (no
+    precomputed per-sample contributions); and a module of every channel."""
+    model = _model(transposed_same)
+    many = np.random.default_rng(1).normal(size=(40, 8)).astype("float32")
+    _check(model, "mix", many, num_pairs=6, channels=MODULES + [list(range(CHANNELS))])
+
+
+def test_variance_statistic_through_the_shortcut(latents):
+    model = _model(batchnorm_activation)
+    options = dict(statistic="variance", keep_color=True, num_pairs=9, seed=1, batch_size=16)
+    ours, record, generic = _both(model, latents, **options)
+    assert record.method == "linear"
+    np.testing.assert_allclose(ours, generic, rtol=1e-4, atol=1e-6)
+
+
+def test_nonlinearity_before_mixing_stops_the_shortcut():
+    """A softmax over channels mixes them non-linearly: the generic path is taken."""
+    model = _model(lambda h: _image(layers.Conv2D(6, 1, name="mix")(
+        layers.Softmax(name="soft")(h))))
+    assert shortcut_layer(model, "cut") is None
+    z = np.random.default_rng(2).normal(size=(6, 8)).astype("float32")
+    _, record = tfcf.influence_maps(model, "cut", z, num_pairs=4, progress=False,
+                                    return_record=True)
+    assert record.method == "generic" and record.shortcut is None
