@@ -3,6 +3,7 @@
     tfcf reproduce --outdir outputs/reproduce            # settings that fit a 2-core CPU
     tfcf reproduce --full --outdir outputs/paper          # the papers' settings
     tfcf reproduce --only fig9 --only model1
+    tfcf reproduce --docs                                 # every figure of docs/figures, refreshed
 """
 
 from __future__ import annotations
@@ -100,6 +101,76 @@ PLAN.update({
                      "without the SDR penalty", [], ["--samples", "64"], ["--samples", "4"]),
 })
 
+# The figures of docs/figures (linked from README.md and RESULTS.md), each from one run of a command
+# on this machine's settings: run name -> (command, its arguments, {docs file: file of the run}).
+# Table 2 needs the real faces ($TFCF_REAL_DATA) and about 45 min per model.
+DOCS = {
+    "fig3b_face_vae": ("fig3b", [], {"fig3b_face_vae_influence_maps.png": "influence_maps.png"}),
+    "fig8_face_vae": ("fig8", [], {"fig8_face_vae_clusters.png": "clusters.png",
+                                   "fig8_face_vae_hybrids.png": "hybrids.png",
+                                   "fig8_face_vae_magnitude.png": "magnitude.png"}),
+    "fig9_face_vae": ("fig9", [], {"fig9_face_vae_stability.png": "stability.png"}),
+    "fig8_face_dcgan_pretrained": ("fig8", ["--model", "face_dcgan"],
+                                   {"fig8_clusters.png": "clusters.png",
+                                    "fig8_module_hybrids.png": "hybrids.png",
+                                    "fig8_magnitude.png": "magnitude.png"}),
+    "fig9_face_dcgan_pretrained": ("fig9", ["--model", "face_dcgan"],
+                                   {"fig9_stability.png": "stability.png"}),
+    "fig11_face_dcgan": ("fig11", [], {"fig11_face_dcgan_clusters.png": "clusters.png",
+                                       "fig11_face_dcgan_hybrids.png": "hybrids.png"}),
+    "fig11_fashion_dcgan": ("fig11", ["--model", "dcgan_paper_cifar10_fashion"],
+                            {"fig11_fashion_dcgan_clusters.png": "clusters.png"}),
+    "fig4_began_small": ("fig4", [], {"fig4_began_small_clusters.png": "clusters.png",
+                                      "fig4_began_small_hybrids.png": "hybrids.png"}),
+    "draft_fig7_fashion_dcgan": ("draft-fig7", [],
+                                 {"draft_fig7_fashion_dcgan_clusters.png": "clusters.png"}),
+    "model1": ("model1", [], {"model1.png": "model1.png"}),
+    "sdr_fig3a": ("sdr-fig3a", [], {"sdr_fig3a_pathway.png": "pathway.png"}),
+    "sdr_fig4_face_dcgan": ("sdr-fig4", [], {"sdr_fig4_face_dcgan_g_vs_d.png":
+                                             "sdr_histograms.png"}),
+    "sdr_fig4_pretrained": ("sdr-fig4", ["--model", "face_dcgan"],
+                            {"sdr_fig4_generator.png": "sdr_histograms.png"}),
+    "sdr_fig4_fashion_dcgan": ("sdr-fig4", ["--model", "dcgan_paper_cifar10_fashion"],
+                               {"sdr_fig4_fashion_dcgan_g_vs_d.png": "sdr_histograms.png"}),
+    "sdr_fig5_face_vae": ("sdr-fig5", [], {"sdr_fig5_face_vae_dec_vs_enc.png":
+                                           "sdr_histograms.png"}),
+    "sdr_fig5_fashion_vae": ("sdr-fig5", ["--model", "vae_paper_cifar10_fashion"],
+                             {"sdr_fig5_fashion_vae_dec_vs_enc.png": "sdr_histograms.png"}),
+    "sdr_fig6": ("sdr-fig6", [], {"sdr_fig6_removal.png": "removal.png"}),
+    "sdr_fig7": ("sdr-fig7", [], {"sdr_fig7_vae_variants_histograms.png": "sdr_histograms.png",
+                                  "sdr_fig7_vae_variants_samples.png": "samples.png"}),
+    "sdr_fig8": ("sdr-fig8", [], {"sdr_fig8_vae_variants_encoders.png": "sdr_histograms.png"}),
+    "sdr_fig11": ("sdr-fig11", [], {"sdr_fig11_face_vae_samples.png": "samples.png"}),
+    "sdr_fig12": ("sdr-fig12", [], {"sdr_fig12_dropout_evolution.png": "evolution.png",
+                                    "sdr_fig13_dropout_samples.png": "samples.png"}),
+    "stretch_fig3_pretrained": ("stretch-fig3", ["--model", "face_dcgan", "--samples", "64"],
+                                {"stretch_fig3_distortions.png": "distortions.png",
+                                 "stretch_fig3_scale_errors.png": "scale_errors.png"}),
+    "stretch_fig3_face_vae": ("stretch-fig3", ["--samples", "64"],
+                              {"stretch_fig3_face_vae_distortions.png": "distortions.png",
+                               "stretch_fig3_face_vae_scale_errors.png": "scale_errors.png"}),
+    "stretch_fig4_penalty": ("stretch-fig4", ["--samples", "64"],
+                             {"stretch_fig4_total_plain_vs_penalty.png": "total.png",
+                              "stretch_fig4_per_scale_plain.png": "per_scale_1.png",
+                              "stretch_fig4_per_scale_penalty.png": "per_scale_2.png"}),
+    "stretch_fig4_face_vae": ("stretch-fig4", ["--samples", "64", "--model", "@FACE_VAE"],
+                              {"stretch_fig4_face_vae_per_scale.png": "per_scale.png"}),
+    "table2_began_small": ("table2", ["--num-images", "2048"],
+                           {"table2_began_small_fid.png": "table2.png",
+                            "table2_began_small_examples.png": "examples.png"}),
+    "table2_face_dcgan_pretrained": ("table2", ["--num-images", "2048", "--model", "face_dcgan"],
+                                     {"table2_fid.png": "table2.png",
+                                      "table2_examples.png": "examples.png"}),
+}
+
+
+def _docs_arguments(arguments):
+    """Placeholders of DOCS filled in: ``@FACE_VAE`` is the default face VAE's name."""
+    from tfcf.experiments._common import FACE_VAE
+
+    return [FACE_VAE if a == "@FACE_VAE" else a for a in arguments]
+
+
 _ALL_CLASSIFIERS = ("inception_v3", "inception_resnet_v2", "nasnet_large", "resnet_v2_50")
 # Commands that need data the user brings: name -> a function returning why they cannot run, or None.
 NEEDS = {"table2": lambda: None if _real_data() else
@@ -122,12 +193,17 @@ def _real_data():
               show_default=True, help="One sub-folder per command, plus index.html.")
 @click.option("--full", is_flag=True, help="The papers' settings (1000 pairs, 100 Model 1 draws).")
 @click.option("--tiny", is_flag=True, hidden=True, help="Smallest settings (tests).")
-@click.option("--only", multiple=True, type=click.Choice(sorted(PLAN)),
-              help="Run only these commands (repeatable).")
+@click.option("--only", multiple=True, type=click.Choice(sorted(PLAN) + sorted(DOCS)),
+              help="Run only these commands (repeatable); with --docs, these DOCS runs.")
+@click.option("--docs", "docs_dir", type=click.Path(file_okay=False), default=None,
+              is_flag=False, flag_value="docs/figures",
+              help="Instead: the runs behind every figure of docs/figures (see DOCS in "
+                   "tfcf/experiments/reproduce.py), each figure copied into this folder "
+                   "[flag alone: docs/figures]; --only then names DOCS runs.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Re-run commands whose results exist.")
 @click.pass_context
-def reproduce(ctx, outdir, full, tiny, only, seed, overwrite):
+def reproduce(ctx, outdir, full, tiny, only, docs_dir, seed, overwrite):
     """Run every experiment command and write an index page linking their outputs.
 
     Commands whose results.json already exists are skipped unless --overwrite, so an
@@ -143,6 +219,19 @@ def reproduce(ctx, outdir, full, tiny, only, seed, overwrite):
     from tfcf.experiments.cli import main
 
     outdir = Path(outdir)
+    if docs_dir is not None:
+        unknown = [name for name in only if name not in DOCS]
+        if unknown:
+            ctx.fail(f"--only {', '.join(unknown)}: with --docs, --only names runs of DOCS: "
+                     f"{', '.join(DOCS)}")
+        if full or tiny:
+            ctx.fail("--docs runs this machine's settings; it excludes --full and --tiny")
+        _docs(ctx, main, outdir, Path(docs_dir), list(only) or list(DOCS), seed, overwrite)
+        return
+    unknown = [name for name in only if name not in PLAN]
+    if unknown:
+        ctx.fail(f"--only {', '.join(unknown)}: not a command; valid: {', '.join(PLAN)} (or, "
+                 "with --docs, a DOCS run)")
     names = list(only) or list(PLAN)
     timings, skipped = {}, {}
     for position, name in enumerate(names, 1):
@@ -165,6 +254,35 @@ def reproduce(ctx, outdir, full, tiny, only, seed, overwrite):
         timings[name] = round(time.time() - started, 1)
     index = write_index(outdir, names, timings, skipped)
     step(f"wrote {index}")
+
+
+def _docs(ctx, main, outdir, docs_dir, names, seed, overwrite):
+    """Run the DOCS runs ``names`` into ``outdir/<run>`` and copy their figures to docs_dir."""
+    import shutil
+
+    from tfcf.io import atomic_path
+
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    for position, name in enumerate(names, 1):
+        command_name, arguments, files = DOCS[name]
+        target = outdir / name
+        missing = NEEDS[command_name]() if command_name in NEEDS else None
+        if missing:
+            step(f"[{position}/{len(names)}] {name}: skipped, {missing}")
+            continue
+        if (target / "results.json").exists() and not overwrite:
+            step(f"[{position}/{len(names)}] {name}: results exist, figures copied again")
+        else:
+            arguments = _docs_arguments(arguments)
+            step(f"[{position}/{len(names)}] {name}: tfcf {command_name} {' '.join(arguments)}")
+            command = main.get_command(ctx, command_name)
+            command.main(args=arguments + ["--outdir", str(target), "--seed", str(seed),
+                                           "--overwrite"],
+                         prog_name=f"tfcf {command_name}", standalone_mode=False)
+        for doc, produced in files.items():
+            with atomic_path(docs_dir / doc) as temporary:
+                shutil.copyfile(target / produced, temporary)
+            step(f"    {docs_dir / doc} <- {target / produced}")
 
 
 def write_index(outdir, names, timings, skipped=None):

@@ -4,8 +4,9 @@ training step under KERAS_BACKEND=jax.
 A fresh interpreter runs the same golden tests: the Keras backend is fixed at import. Only the
 tests whose code path differs by backend run again: graph cutting and hybrids (functional models
 are rebuilt per backend), influence maps (compiled steps, data-parallel distribution), one
-architecture per family (the rest share the same layers), the FID port's convolution, the SDR
-penalty's gradient and a VAE step (jax.value_and_grad).
+architecture per family (the rest share the same layers), the SDR penalty's gradient and a VAE
+step (jax.value_and_grad). The FID port is plain Keras layers already covered by the architectures
+(its weights test builds the whole network, 20 s under JAX, and is left to the TensorFlow run).
 """
 
 import importlib.util
@@ -26,9 +27,9 @@ def test_core_architectures_and_influence_pass_under_jax():
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not jax and not slow",
          str(HERE / "test_intervene.py"), str(HERE / "test_influence.py"),
-         "-k", "not test_split_architectures or tensorlayer or vae_dec_paper_celeba or began_g_skip",
+         "-k", "not test_split_architectures or dcgan_g_tensorlayer or vae_dec_paper_celeba "
+               "or began_g_skip or (hybrid_at_intermediate and tensorlayer)",
          str(HERE / "test_split_architectures.py"),
-         str(HERE / "test_metrics.py") + "::test_port_first_convolution_equals_numpy",
          str(HERE / "test_spectral.py") + "::test_sdr_penalty_value_and_gradient_match_numpy",
          str(HERE / "test_train.py") + "::test_vae_steps_reduce_the_loss"],
         cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=900,
