@@ -469,7 +469,7 @@ def sdr_fig8(ctx, entries, outdir, seed, overwrite):
     \b
     Examples:
       tfcf sdr-fig8
-      tfcf sdr-fig8 --encoder "paper=vae_paper_celeba_faces"
+      tfcf sdr-fig8 --encoder "paper=vae_paper_celeba_mse"
     """
     outdir, started = prepare(ctx, outdir, overwrite)
     from tfcf import spectral
@@ -665,7 +665,7 @@ def stretch_fig4(ctx, runs, entries, layer, factor, levels, samples, outdir, see
     \b
     Examples:
       tfcf stretch-fig4
-      tfcf stretch-fig4 --model vae_paper_celeba_faces
+      tfcf stretch-fig4 --model vae_paper_celeba_mse
       tfcf stretch-fig4 --checkpoint 500=vae:paper_celeba@a.weights.h5 --checkpoint 2500=vae:paper_celeba@b.weights.h5
     """
     outdir, started = prepare(ctx, outdir, overwrite)

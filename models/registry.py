@@ -276,7 +276,7 @@ def resolve_data(spec):
 def held_out_images(card):
     """``(images, note)``: the real images a committed model was not trained on.
 
-        faces, note = held_out_images(committed_models()["vae_paper_celeba_faces"])
+        faces, note = held_out_images(committed_models()["vae_paper_celeba_mse"])
     """
     from tfcf.data import held_out_images as last_images, load_dataset, load_fashion_mnist
 

@@ -76,7 +76,7 @@ def test_the_installed_wheel_runs_a_figure_and_the_readme_snippet_from_elsewhere
                   "--outdir", "fig3b")
     assert figure.returncode == 0, figure.stderr[-3000:]
     results = json.loads((tmp_path / "fig3b" / "results.json").read_text())
-    assert results["run"]["parameters"]["model"] == "vae_paper_celeba_faces"
+    assert results["run"]["parameters"]["model"] == "vae_paper_celeba_mse"
     snippet = _run(python, _readme_snippet() + "\nprint(hybrids.shape)", tmp_path)
     assert snippet.returncode == 0, snippet.stderr[-3000:]
     assert "(8, 64, 64, 3)" in snippet.stdout

@@ -1,6 +1,6 @@
 """FID of a trained generator against the data it was trained on, at every checkpoint.
 
-    python tools/model_fid.py --model vae_paper_celeba_faces          # a committed model
+    python tools/model_fid.py --model vae_paper_celeba_mse            # a committed model
     python tools/model_fid.py --run runs/vae_paper_celeba_mse          # every ckpt-<step>/ of a run
     python tools/model_fid.py --model dcgan_dropout_fashion --images 1024 --steps final
 

@@ -140,10 +140,14 @@ def publish(run, name, root="models/weights", checkpoints=False, note=None, best
         found = _checkpoints(run, card)
         if not found:
             raise FileNotFoundError(f"{run} has no ckpt-<step>/generator.weights.h5 to publish")
+        # the checkpoint of the published step is the published generator itself: one file
+        found = {step: (source, card["generator_weights"] if step == card.get("steps") else published)
+                 for step, (source, published) in found.items()}
         card["checkpoints"] = {str(step): published for step, (_, published) in found.items()}
         card["checkpoint_samples"] = {}
         for step, (source, published) in found.items():
-            copies[published] = source
+            if step != card.get("steps"):
+                copies[published] = source
             if (run / f"samples-{step}.png").is_file():
                 copies[f"samples-{step}.png"] = run / f"samples-{step}.png"
                 card["checkpoint_samples"][str(step)] = f"samples-{step}.png"
