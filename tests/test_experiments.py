@@ -1,6 +1,7 @@
 """The figure commands with tiny settings, through click's CliRunner: they run and write files."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -197,3 +198,35 @@ def test_table2_needs_real_images(generator_file, tmp_path, monkeypatch):
     assert result.exit_code == 2 and "--real" in result.output
     skipped = invoke(["reproduce", "--tiny", "--only", "table2", "--outdir", tmp_path / "r"])
     assert "table2: skipped, no real images" in skipped.output
+
+
+def test_reproduce_docs_runs_the_docs_plan_and_copies_its_figures(tmp_path, monkeypatch):
+    from tfcf.experiments import reproduce
+
+    monkeypatch.setattr(reproduce, "DOCS", {
+        "model1_small": ("model1", ["--draws", "2", "--samples", "40", "--pairs", "40"],
+                         {"model1_docs.png": "model1.png"})})
+    docs = tmp_path / "docs"
+    result = invoke(["reproduce", "--docs", docs, "--outdir", tmp_path / "runs"])
+    assert "model1_small: tfcf model1 --draws 2" in result.output
+    copied = (docs / "model1_docs.png").read_bytes()
+    assert copied == (tmp_path / "runs" / "model1_small" / "model1.png").read_bytes()
+    again = invoke(["reproduce", "--docs", docs, "--outdir", tmp_path / "runs"])
+    assert "results exist, figures copied again" in again.output
+    refused = CliRunner().invoke(main, ["reproduce", "--docs", docs, "--only", "fig9"])
+    assert refused.exit_code == 2 and "with --docs, --only names runs of DOCS" in refused.output
+
+
+def test_docs_plan_names_every_figure_linked_from_the_docs():
+    """Every docs/figures PNG that README.md or RESULTS.md links is produced by a DOCS run."""
+    import re
+
+    from tfcf.experiments.reproduce import DOCS
+
+    root = Path(__file__).resolve().parent.parent
+    linked = set()
+    for page in ("README.md", "RESULTS.md"):
+        linked |= set(re.findall(r"docs/figures/([\w.-]+\.png)", (root / page).read_text()))
+    produced = {doc for _, _, files in DOCS.values() for doc in files}
+    linked = {name for name in linked if not name.startswith("mobile_stylegan_")}
+    assert linked <= produced, sorted(linked - produced)
