@@ -110,8 +110,9 @@ def _predict_all(classifier, images):
 def _common_params(handle, pair, blocks, truncation, k, samples, pairs, examples):
     from tfcf.biggan import BIGGAN_HANDLES
 
-    return {"biggan": handle or BIGGAN_HANDLES[256], "pair": list(pair), "blocks": blocks, "truncation": truncation,
-            "k": k, "samples": samples, "pairs": pairs, "examples": examples}
+    return {"biggan": handle or BIGGAN_HANDLES[256], "pair": list(pair), "blocks": blocks,
+            "truncation": truncation, "k": k, "samples": samples, "pairs": pairs,
+            "examples": examples}
 
 
 @click.command("fig5")

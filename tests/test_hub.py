@@ -136,8 +136,8 @@ def test_gblock_modules_partition_both_layers(biggan, latents):
 
 
 def test_gblock_modules_bound_the_hybrids_per_call(biggan, latents, monkeypatch):
-    """At 256 px a hybrid needs ~100 MB downstream (full-size replica, tools/biggan_replica.py):
-    influence_maps' default of 256 per call would peak at ~30 GB. The BigGAN helpers pass
+    """At 256 px a hybrid needs ~140 MB downstream (full-size replica, tools/biggan_replica.py):
+    influence_maps' default of 256 per call would peak at ~38 GB. The BigGAN helpers pass
     their own batch_size, 32 by default."""
     import inspect
 

@@ -51,7 +51,7 @@ BIGGAN_HANDLES = {
     512: "https://tfhub.dev/deepmind/biggan-deep-512/1",
 }
 
-# Hybrids per downstream call: ~100 MB each at 256 px (see gblock_modules).
+# Hybrids per downstream call: ~140 MB each at 256 px (see gblock_modules).
 HYBRID_BATCH = 32
 _CONV = re.compile(r"(?:^|/)Generator(?:_\d+)?/GBlock(?:_(\d+))?/conv(\d+)(?:_\d+)?/")
 _BIAS_OPS = ("BiasAdd", "Add", "AddV2")
@@ -291,8 +291,9 @@ def gblock_modules(model, z, y, k=3, num_pairs=None, seed=0, batch_size=HYBRID_B
     (z, y); the live maps of all cut layers are stacked and clustered once with
     :func:`tfcf.cluster` (the two-layer procedure of the paper's BEGAN and BigGAN figures).
     ``batch_size`` hybrids go through the downstream part at once: at 256 px each needs about
-    100 MB (measured on a full-size replica of biggan-deep-256, tools/biggan_replica.py): the
-    default 32 peaks at 6.6 GB of memory in all, influence_maps' own default (256) at ~30 GB.
+    140 MB (measured on a full-size replica of biggan-deep-256, ``tools/biggan_replica.py
+    --bench 5``): the default 32 peaks at 6.1 GB of memory in all (1.5 GB of it the loaded
+    module), influence_maps' own default (256) at ~38 GB.
     Returns ``modules`` (k lists, each one channel list per cut layer), the clustering, the
     stacked live maps and their ``"layer:channel"`` names.
     """
@@ -372,8 +373,8 @@ def cross_class_hybrids(biggan, pair, blocks, truncation=0.5, k=3, samples=64, p
     if bad:
         raise ValueError(f"Gblocks {bad} are not in {biggan.handle}; it has Gblocks "
                          f"{biggan.blocks}")
-    key = repr((__version__, saved_model_digest(biggan.path), ids, blocks, float(truncation), int(k),
-                int(samples), int(pairs), int(examples), int(seed)))
+    key = repr((__version__, saved_model_digest(biggan.path), ids, blocks, float(truncation),
+                int(k), int(samples), int(pairs), int(examples), int(seed)))
 
     def compute():
         z, y = biggan.latents(ids, max(1, samples // 2), truncation, seed=seed)

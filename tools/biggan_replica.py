@@ -1,9 +1,26 @@
 """A stand-in for TF-Hub's deepmind/biggan-deep-256/1: its graph, names and sizes, random weights.
 
-    python tools/biggan_replica.py --outdir /tmp/biggan                 # 256 px, full width, 236 MB
+    python tools/biggan_replica.py --outdir /tmp/biggan          # 256 px, full width: 236 MiB, 25 s
     python tools/biggan_replica.py --outdir /tmp/biggan8 --channels 8   # same graph, 16x narrower
-    python tools/biggan_replica.py --outdir /tmp/biggan --bench 5       # cost of Gblock 5's maps
-    tfcf fig5 --biggan /tmp/biggan --blocks 11 --samples 4 --pairs 2 --examples 1 --k 2
+    python tools/biggan_replica.py --outdir /tmp/biggan --bench 5       # Gblock 5's maps: ~5 min
+    python tools/biggan_replica.py --outdir /tmp/biggan --bench 5 --bench-convs 2   # conv2 only
+    python tools/biggan_replica.py --outdir /tmp/biggan --classifier /tmp/classifier
+
+The five BigGAN commands on it, tiny settings, one shared hybrid set (Gblock 11: the cheapest
+tail), the miniature classifier of tests/hub_fixtures.py (random, 224 px) written by
+``--classifier``; 4 min on 2 shared cores, 3 of them in fig5 (which makes the hybrid set):
+
+    S="--biggan /tmp/biggan --blocks 11 --samples 4 --pairs 1 --examples 1 --k 2 --pair koala,teddy"
+    C="--classifier resnet_v2_50=/tmp/classifier"
+    tfcf fig5 $S --outdir /tmp/replica_figs/fig5
+    tfcf fig6 $S $C --outdir /tmp/replica_figs/fig6
+    tfcf fig14 $S $C --outdir /tmp/replica_figs/fig14
+    tfcf fig16 $S $C --outdir /tmp/replica_figs/fig16
+    tfcf table3 $S $C --block 11 --count 2 --outdir /tmp/replica_figs/table3
+
+Measured with ``--bench 5`` (2 cores, background jobs paused, matmul 205 GFLOP/s): a hybrid
+downstream of Gblock 5's conv1 or conv2 (70 GFLOP) takes 0.39 s, so the default elementary maps
+of one Gblock (2 x 256 channels x 64 pairs, 2.31 PFLOP) take 3.6 h; peak memory 6.1 GB.
 
 The real module cannot be downloaded here, so tfcf's BigGAN code (graph cutting, pruning,
 hybrids) is proved on this replica: a TF1 Hub-format module (signature "default": z [B, 128],
@@ -443,56 +460,85 @@ def matmul_gflops(size=2048, repeats=5):
     return 2 * size ** 3 * repeats / (time.perf_counter() - started) / 1e9
 
 
-def bench(path, block, truncation=0.5, samples=16, pairs=64, maps=2, batch_size=32):
-    """Cost of Gblock ``block``'s elementary maps (conv1 and conv2) on the module in ``path``.
+def bench(path, block, truncation=0.5, samples=32, pairs=64, maps=2, batch_size=32,
+          convs=(1, 2)):
+    """Cost of Gblock ``block``'s elementary maps (of conv1 and conv2) on the module in ``path``.
 
-    Times :func:`tfcf.influence_maps` on ``maps`` channels of each conv over ``pairs`` pairs
-    drawn from ``samples`` samples (after a warm-up) and subtracts its fixed part (head and
-    originals of every sample, timed as one forward pass of the samples) to get the seconds
-    per hybrid; scales that to every channel and 64 pairs, plus the fixed part of 64 samples
-    (the figures' defaults). Also reports the peak resident memory and this machine's matmul
-    rate before and after, measured in the same run (other processes share the CPU).
+    Runs :func:`tfcf.influence_maps` on ``maps`` channels of each conv over ``pairs`` pairs of
+    ``samples`` samples, twice (the first run traces and warms up), and times each compiled
+    step of the second run (``batch_size`` hybrids: with 2 maps, the step shape of a whole
+    layer's maps). Seconds per hybrid: the median step over its hybrids; the rest of the run is
+    the fixed part (head and originals of every sample). Scales both to every channel of the
+    ``convs`` at 64 pairs and 64 samples (the figures' defaults, ``--samples 64 --pairs 64``),
+    and counts the FLOPs of the same work (2 x the multiply-adds downstream of the cut per
+    hybrid, 2 x those of a whole forward pass per sample). Also reports the peak resident
+    memory and this machine's matmul rate before and after, measured in the same run (other
+    processes share the CPU). ``convs=(1,)`` then ``(2,)`` in two processes splits the run
+    (each conv's numbers stand alone; the totals add up).
     """
+    import keras
+
+    import tfcf.influence
     from tfcf.biggan import load_biggan
     from tfcf.influence import influence_maps
 
+    convs = [int(c) for c in convs]
+    if not convs or set(convs) - {1, 2}:
+        raise ValueError(f"convs are among 1 and 2 (conv1, conv2), got {convs}")
     rate_before = matmul_gflops()
     biggan = load_biggan(str(path))
     channels = json.loads((Path(path) / "replica.json").read_text())["channels"]
     model = biggan.keras_model(block, truncation)
     rss_loaded = _peak_rss_gib()
     z, y = biggan.latents(["koala", "teddy"], max(1, samples // 2), truncation, seed=0)
-    model.predict([z[:2], y[:2]], batch_size=batch_size, verbose=0)   # trace, warm up
-    started = time.perf_counter()
-    model.predict([z, y], batch_size=batch_size, verbose=0)
-    fixed = time.perf_counter() - started
     width = blocks(channels)[block]["middle"]
+    forward_flop = 2 * sum(count for _, count in multiply_adds(channels))
     result = {"block": block, "channels": channels, "truncation": truncation,
               "samples": len(z), "pairs": pairs, "batch_size": batch_size,
               "maps_timed_per_conv": maps, "rss_after_load_gib": round(rss_loaded, 2),
-              "forward_seconds_per_sample": round(fixed / len(z), 3), "convs": {}}
-    total_hours, total_flop = 0.0, 0.0
-    for conv, layer in zip((1, 2), model.cut_layers):
-        influence_maps(model, layer, [z[:8], y[:8]], channels=[[0]], num_pairs=batch_size,
-                       batch_size=batch_size, progress=False)   # trace the step, warm up
+              "forward_gflop_per_sample": round(forward_flop / 1e9, 1), "convs": {}}
+    total_seconds, total_flop = 0.0, 0.0
+    modules = [[c] for c in range(maps)]
+    steps, run = [], tfcf.influence._Replicas.run
+
+    def timed_run(self, step, arguments, split_args):   # each step, waited for
         started = time.perf_counter()
-        _, record = influence_maps(model, layer, [z, y], channels=[[c] for c in range(maps)],
-                                   num_pairs=pairs, batch_size=batch_size, progress=False,
-                                   return_record=True)
-        seconds = time.perf_counter() - started
-        per_hybrid = (seconds - fixed) / record.hybrids
-        flop = 2 * downstream_multiply_adds(block, conv, channels)
-        hours = (per_hybrid * width * 64 + fixed / len(z) * 64) / 3600
-        total_hours += hours
-        total_flop += flop * width * 64
-        result["convs"][layer] = {
-            "seconds": round(seconds, 1), "hybrids": record.hybrids,
-            "seconds_per_hybrid": round(per_hybrid, 3),
-            "downstream_gflop_per_hybrid": round(flop / 1e9, 1),
-            "gflop_per_second": round(flop / per_hybrid / 1e9, 1),
-            "maps": width, "hours_all_maps_64_pairs": round(hours, 2)}
-    result["hours_both_convs_64_pairs"] = round(total_hours, 2)
-    result["pflop_both_convs_64_pairs"] = round(total_flop / 1e15, 3)
+        out = run(self, step, arguments, split_args)
+        [keras.ops.convert_to_numpy(t) for t in out]
+        steps.append(time.perf_counter() - started)
+        return out
+
+    tfcf.influence._Replicas.run = timed_run
+    try:
+        for conv, layer in zip((1, 2), model.cut_layers):
+            if conv not in convs:
+                continue
+            influence_maps(model, layer, [z, y], channels=modules, num_pairs=pairs,
+                           batch_size=batch_size, progress=False)          # trace, warm up
+            steps.clear()
+            started = time.perf_counter()
+            _, record = influence_maps(model, layer, [z, y], channels=modules, num_pairs=pairs,
+                                       batch_size=batch_size, progress=False, return_record=True)
+            seconds = time.perf_counter() - started
+            step_hybrids = record.maps_per_step * record.pairs_per_step
+            per_hybrid = float(np.median(steps)) / step_hybrids
+            fixed = seconds - sum(steps)                              # head, originals
+            flop = 2 * downstream_multiply_adds(block, conv, channels)
+            conv_seconds = per_hybrid * width * 64 + fixed / len(z) * 64
+            total_seconds += conv_seconds
+            total_flop += flop * width * 64 + forward_flop * 64
+            result["convs"][layer] = {
+                "seconds": round(seconds, 1), "step_seconds": [round(t, 2) for t in steps],
+                "maps_per_step": record.maps_per_step, "pairs_per_step": record.pairs_per_step,
+                "seconds_per_hybrid": round(per_hybrid, 3),
+                "fixed_seconds_per_sample": round(fixed / len(z), 3),
+                "downstream_gflop_per_hybrid": round(flop / 1e9, 1),
+                "gflop_per_second": round(flop / per_hybrid / 1e9, 1),
+                "maps": width, "hours_all_maps_64_pairs": round(conv_seconds / 3600, 2)}
+    finally:
+        tfcf.influence._Replicas.run = run
+    result["hours_these_convs_64_pairs"] = round(total_seconds / 3600, 2)
+    result["pflop_these_convs_64_pairs"] = round(total_flop / 1e15, 3)
     result["peak_rss_gib"] = round(_peak_rss_gib(), 2)
     result["matmul_gflops_before_after"] = [round(rate_before, 1), round(matmul_gflops(), 1)]
     return result
@@ -510,20 +556,40 @@ def main(argv=None):
                              "(built first when missing) and print JSON.")
     parser.add_argument("--bench-maps", type=int, default=2, help="Channels timed per conv.")
     parser.add_argument("--bench-pairs", type=int, default=64, help="Pairs per timed map.")
+    parser.add_argument("--bench-samples", type=int, default=32,
+                        help="Samples the timed pairs are drawn from.")
+    parser.add_argument("--bench-convs", default="1,2",
+                        help="Convs timed: 1,2 or one of them (a run per conv is shorter).")
     parser.add_argument("--batch-size", type=int, default=32, help="Hybrids per tail call.")
+    parser.add_argument("--classifier", metavar="DIR", default=None,
+                        help="Also write the miniature ImageNet classifier of "
+                             "tests/hub_fixtures.py (TF2 SavedModel, 224 px, random weights) "
+                             "into DIR, for --classifier resnet_v2_50=DIR.")
     args = parser.parse_args(argv)
     outdir = Path(args.outdir)
+    if args.classifier is not None:
+        target = Path(args.classifier)
+        if (target / "saved_model.pb").exists():
+            print(f"{target} already holds a classifier: kept")
+        else:
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+            from hub_fixtures import build_mini_classifier
+
+            build_mini_classifier(target)
+            print(f"miniature classifier (224 px, random) in {target}")
     if not (outdir / "saved_model.pb").exists():
         started = time.perf_counter()
         build_replica(outdir, channels=args.channels, seed=args.seed)
         size = sum(f.stat().st_size for f in outdir.rglob("*") if f.is_file()) / 2 ** 20
         print(f"replica of {HANDLE} (channels {args.channels}) in {outdir}: {size:.0f} MiB, "
               f"{time.perf_counter() - started:.0f} s")
-    elif args.bench is None:
+    elif args.bench is None and args.classifier is None:
         parser.error(f"{outdir} already holds a module; choose an empty folder")
     if args.bench is not None:
-        print(json.dumps(bench(outdir, args.bench, maps=args.bench_maps, pairs=args.bench_pairs,
-                               batch_size=args.batch_size), indent=1))
+        print(json.dumps(bench(outdir, args.bench, samples=args.bench_samples,
+                               maps=args.bench_maps, pairs=args.bench_pairs,
+                               batch_size=args.batch_size,
+                               convs=[int(c) for c in args.bench_convs.split(",")]), indent=1))
 
 
 if __name__ == "__main__":
