@@ -132,7 +132,7 @@ def _both(model, z, **options):
     return ours, record, generic
 
 
-def _check(model, shortcut, z, num_pairs, channels=None):
+def _assert_shortcut_equals_generic(model, shortcut, z, num_pairs, channels=None):
     ours, record, generic = _both(model, z, num_pairs=num_pairs, channels=channels, seed=3,
                                   batch_size=64)
     assert record.method == "linear" and record.shortcut == shortcut
@@ -150,20 +150,20 @@ def latents():
 def test_shortcut_equals_generic_elementary_and_modules(name, latents):
     chain, shortcut = CHAINS[name]
     model = _model(chain)
-    _check(model, shortcut, latents, num_pairs=12)                     # elementary
-    _check(model, shortcut, latents, num_pairs=12, channels=MODULES)   # modules, precomputed
+    _assert_shortcut_equals_generic(model, shortcut, latents, num_pairs=12)                     # elementary
+    _assert_shortcut_equals_generic(model, shortcut, latents, num_pairs=12, channels=MODULES)   # modules, precomputed
 
 
 def test_grouped_convolution(latents):
     model = _grouped_model()
-    _check(model, "mix", latents, num_pairs=12)
-    _check(model, "mix", latents, num_pairs=12, channels=[[0, 1], [2, 5], [3]])
+    _assert_shortcut_equals_generic(model, "mix", latents, num_pairs=12)
+    _assert_shortcut_equals_generic(model, "mix", latents, num_pairs=12, channels=[[0, 1], [2, 5], [3]])
 
 
 def test_dense_after_a_dense_cut(latents):
     model = _dense_model()
-    _check(model, "mix", latents, num_pairs=12)
-    _check(model, "mix", latents, num_pairs=12, channels=MODULES)
+    _assert_shortcut_equals_generic(model, "mix", latents, num_pairs=12)
+    _assert_shortcut_equals_generic(model, "mix", latents, num_pairs=12, channels=MODULES)
 
 
 @pytest.mark.parametrize("chain", [transposed_same, flatten_dense])
@@ -171,7 +171,7 @@ def test_narrow_modules_through_their_kernel_rows(chain, latents):
     """Modules much narrower than the layer: their precomputed parts come from their own kernel
     rows (wide ones from one masked convolution, as in the tests above)."""
     model = _model(chain, channels=12)
-    _check(model, "mix", latents, num_pairs=12, channels=[[0, 7], [3], [11, 2], [5, 6]])
+    _assert_shortcut_equals_generic(model, "mix", latents, num_pairs=12, channels=[[0, 7], [3], [11, 2], [5, 6]])
 
 
 def test_module_maps_per_pair_path(latents):
@@ -179,7 +179,7 @@ def test_module_maps_per_pair_path(latents):
     precomputed per-sample contributions); and a module of every channel."""
     model = _model(transposed_same)
     many = np.random.default_rng(1).normal(size=(40, 8)).astype("float32")
-    _check(model, "mix", many, num_pairs=6, channels=MODULES + [list(range(CHANNELS))])
+    _assert_shortcut_equals_generic(model, "mix", many, num_pairs=6, channels=MODULES + [list(range(CHANNELS))])
 
 
 def test_variance_statistic_through_the_shortcut(latents):

@@ -372,7 +372,8 @@ def test_default_settings_raise_no_convergence_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         for k in (2, 3, 4, 5, 6):
-            modules.cluster(maps, k)
-            modules.cluster(maps, k, method="kmeans")
-        modules.stability(maps, repeats=3, progress=False, n_jobs=1)
-        modules.stability(maps, repeats=3, method="kmeans", progress=False, n_jobs=1)
+            assert modules.cluster(maps, k).k == k
+            assert modules.cluster(maps, k, method="kmeans").k == k
+        assert modules.stability(maps, repeats=3, progress=False, n_jobs=1).repeats == 3
+        assert modules.stability(maps, repeats=3, method="kmeans", progress=False,
+                                 n_jobs=1).repeats == 3

@@ -50,7 +50,7 @@ def _run_openvino(model, feeds, batch):
     return [np.asarray(result[o]) for o in compiled.outputs]
 
 
-def _check(model, feeds, batches=(1, 3), atol=ATOL):
+def _assert_matches_openvino(model, feeds, batches=(1, 3), atol=ATOL):
     """Convert ``model`` (batch 1) and compare with OpenVINO at each batch size."""
     converted = from_openvino(model)
     rng = np.random.default_rng(1)
@@ -101,7 +101,7 @@ def test_convolution(kernel, stride, pads, dilation, expected):
     weights = ops.constant(_f32(rng, 6, 4, kernel, kernel))
     conv = _named(ops.convolution(x, weights, [stride] * 2, pads[0], pads[1], [dilation] * 2),
                   "block/conv")
-    model = _check(_model(conv, [x]), {"x": _f32(rng, 1, 4, 9, 9)})
+    model = _assert_matches_openvino(_model(conv, [x]), {"x": _f32(rng, 1, 4, 9, 9)})
     layer = model.get_layer("block_conv")
     assert isinstance(layer, keras.layers.Conv2D)
     assert layer.padding == ("valid" if expected == "pad" else expected)
@@ -117,7 +117,7 @@ def test_group_convolution(groups, in_per_group, out_per_group, kind):
     x = _param("x", [1, channels, 8, 8])
     weights = ops.constant(_f32(rng, groups, out_per_group, in_per_group, 3, 3))
     conv = _named(ops.group_convolution(x, weights, [1, 1], [1, 1], [1, 1], [1, 1]), "dw")
-    model = _check(_model(conv, [x]), {"x": _f32(rng, 1, channels, 8, 8)})
+    model = _assert_matches_openvino(_model(conv, [x]), {"x": _f32(rng, 1, channels, 8, 8)})
     assert _layer_types(model)["dw"] == kind
 
 
@@ -131,7 +131,7 @@ def test_convolution_backprop_data(kernel, stride, pads, output_padding):
     deconv = _named(ops.convolution_backprop_data(
         x, weights, [stride] * 2, pads_begin=pads, pads_end=pads, output_padding=output_padding),
         "deconv")
-    model = _check(_model(deconv, [x]), {"x": _f32(rng, 1, 5, 6, 7)})
+    model = _assert_matches_openvino(_model(deconv, [x]), {"x": _f32(rng, 1, 5, 6, 7)})
     assert "deconv" in _layer_types(model)
 
 
@@ -147,7 +147,7 @@ def test_group_convolution_backprop_data(groups, in_per_group, out_per_group, ke
     weights = ops.constant(_f32(rng, groups, in_per_group, out_per_group, *kernel))
     deconv = _named(ops.group_convolution_backprop_data(
         x, weights, list(stride), pads_begin=[0, 0], pads_end=[0, 0]), "idwt")
-    model = _check(_model(deconv, [x]), {"x": _f32(rng, 1, channels, 5, 4)})
+    model = _assert_matches_openvino(_model(deconv, [x]), {"x": _f32(rng, 1, channels, 5, 4)})
     assert isinstance(model.get_layer("idwt"), keras.layers.Conv2DTranspose)
 
 
@@ -155,7 +155,7 @@ def test_conv1d():
     rng = np.random.default_rng(0)
     x = _param("x", [1, 4, 10])
     conv = ops.convolution(x, ops.constant(_f32(rng, 3, 4, 3)), [1], [1], [1], [1])
-    model = _check(_model(conv, [x]), {"x": _f32(rng, 1, 4, 10)})
+    model = _assert_matches_openvino(_model(conv, [x]), {"x": _f32(rng, 1, 4, 10)})
     assert any(isinstance(layer, keras.layers.Conv1D) for layer in model.layers)
 
 
@@ -167,7 +167,7 @@ def test_matmul_and_bias(transpose_b):
     weight = _f32(rng, 5, 6) if transpose_b else _f32(rng, 6, 5)
     product = _named(ops.matmul(x, ops.constant(weight), False, transpose_b), "Gemm/WithoutBiases")
     out = _named(ops.add(product, ops.constant(_f32(rng, 1, 5))), "Gemm")
-    model = _check(_model(out, [x]), {"z": _f32(rng, 1, 6)})
+    model = _assert_matches_openvino(_model(out, [x]), {"z": _f32(rng, 1, 6)})
     assert isinstance(model.get_layer("Gemm_WithoutBiases"), keras.layers.Dense)
     assert isinstance(model.get_layer("Gemm"), openvino_layers.ConstantOp)
 
@@ -180,7 +180,7 @@ def test_elementwise_with_constants(kind, constant_shape):
     constant = ops.constant(np.abs(_f32(rng, *constant_shape)) + 0.5)
     left = getattr(ops, kind)(x, constant)
     right = getattr(ops, kind)(constant, left)
-    _check(_model(right, [x]), {"x": np.abs(_f32(rng, 1, 3, 4, 5)) + 0.5})
+    _assert_matches_openvino(_model(right, [x]), {"x": np.abs(_f32(rng, 1, 3, 4, 5)) + 0.5})
 
 
 @pytest.mark.parametrize("kind", ["add", "subtract", "multiply", "divide", "maximum", "power"])
@@ -191,7 +191,7 @@ def test_elementwise_between_tensors_broadcast(kind):
     scale = ops.reshape(s, ops.constant(np.array([0, 3, 1, 1], np.int64)), True)
     base = ops.add(ops.multiply(x, x), ops.constant(np.float32(0.5))) if kind == "power" else x
     out = getattr(ops, kind)(base, scale)
-    _check(_model(out, [x, s]), {"x": _f32(rng, 1, 3, 4, 5), "s": np.abs(_f32(rng, 1, 3)) + 0.5})
+    _assert_matches_openvino(_model(out, [x, s]), {"x": _f32(rng, 1, 3, 4, 5), "s": np.abs(_f32(rng, 1, 3)) + 0.5})
 
 
 @pytest.mark.parametrize("slope_shape", [(1,), (3,), (1, 3, 1, 1)])
@@ -199,7 +199,7 @@ def test_prelu(slope_shape):
     rng = np.random.default_rng(0)
     x = _param("x", [1, 3, 4, 4])
     out = _named(ops.prelu(x, ops.constant(np.abs(_f32(rng, *slope_shape)))), "LeakyRelu_1")
-    model = _check(_model(out, [x]), {"x": _f32(rng, 1, 3, 4, 4)})
+    model = _assert_matches_openvino(_model(out, [x]), {"x": _f32(rng, 1, 3, 4, 4)})
     expected = keras.layers.LeakyReLU if slope_shape == (1,) else keras.layers.PReLU
     assert isinstance(model.get_layer("LeakyRelu_1"), expected)
 
@@ -212,7 +212,7 @@ def test_activations_and_unary():
     out = ops.add(out, ops.sqrt(ops.abs(x)))
     out = ops.add(out, ops.clamp(x, -0.5, 0.25))
     out = ops.add(out, ops.exp(ops.negative(ops.abs(x))))
-    _check(_model(out, [x]), {"x": _f32(rng, 1, 3, 4, 4)})
+    _assert_matches_openvino(_model(out, [x]), {"x": _f32(rng, 1, 3, 4, 4)})
 
 
 def test_pixel_norm_power_reduce_mean():
@@ -224,7 +224,7 @@ def test_pixel_norm_power_reduce_mean():
     root = ops.power(ops.add(mean, ops.constant(np.float32([[1e-8]]))),
                      ops.constant(np.float32([[0.5]])))
     out = ops.multiply(x, ops.power(root, ops.constant(np.float32([[-1.0]]))))
-    _check(_model(out, [x]), {"var": _f32(rng, 1, 8)})
+    _assert_matches_openvino(_model(out, [x]), {"var": _f32(rng, 1, 8)})
 
 
 @pytest.mark.parametrize("keep_dims", [True, False])
@@ -233,7 +233,7 @@ def test_reductions(kind, keep_dims):
     rng = np.random.default_rng(0)
     x = _param("x", [1, 3, 4, 5])
     out = getattr(ops, kind)(x, ops.constant(np.int64([2, 3])), keep_dims)
-    _check(_model(out, [x]), {"x": _f32(rng, 1, 3, 4, 5)})
+    _assert_matches_openvino(_model(out, [x]), {"x": _f32(rng, 1, 3, 4, 5)})
 
 
 # ----------------------------------------------------------------------------- shapes and layout
@@ -263,7 +263,7 @@ def test_inverse_wavelet_split_squeeze_concat():
     up = [ops.group_convolution_backprop_data(p, weights, [2, 1], pads_begin=[0, 0],
                                               pads_end=[0, 0]) for p in [low] + pieces]
     out = ops.concat([ops.add(up[0], up[1]), ops.multiply(up[2], up[3])], 1)
-    model = _check(_model(out, [x]), {"x": _f32(rng, 1, 4 * channels, size, size)})
+    model = _assert_matches_openvino(_model(out, [x]), {"x": _f32(rng, 1, 4 * channels, size, size)})
     assert not any(isinstance(layer, keras.layers.Permute) for layer in model.layers)
 
 
@@ -274,7 +274,7 @@ def test_transpose_gather_unsqueeze_and_a_real_permute():
     picked = ops.gather(t, ops.constant(np.int64([2, 0])), ops.constant(np.int64(3)))
     flat = ops.reshape(picked, ops.constant(np.int64([0, 40])), True)  # needs NHWC order
     out = ops.unsqueeze(ops.relu(flat), ops.constant(np.int64([2])))
-    _check(_model(out, [x]), {"x": _f32(rng, 1, 3, 4, 5)})
+    _assert_matches_openvino(_model(out, [x]), {"x": _f32(rng, 1, 3, 4, 5)})
 
 
 def test_learned_constant_tiled_to_the_batch():
@@ -290,7 +290,7 @@ def test_learned_constant_tiled_to_the_batch():
                         _batch_shape(style, [4, 1, 1]), True)
     broadcast = ops.broadcast(ops.constant(_f32(rng, 1, 1, 3)), _batch_shape(style, [2, 3, 3]))
     out = ops.concat([ops.multiply(scale, tiled), broadcast], 1)
-    model = _check(_model(out, [style]), {"style": _f32(rng, 1, 6)})
+    model = _assert_matches_openvino(_model(out, [style]), {"style": _f32(rng, 1, 6)})
     assert isinstance(model.get_layer("Tile_10"), openvino_layers.BatchConstant)
 
 
@@ -299,7 +299,7 @@ def test_tile_and_broadcast_of_a_tensor():
     x = _param("x", [1, 2, 1, 3])
     tiled = ops.tile(x, ops.constant(np.int64([1, 1, 5, 1])))
     out = ops.add(tiled, ops.broadcast(x, _batch_shape(x, [2, 5, 3])))
-    _check(_model(out, [x]), {"x": _f32(rng, 1, 2, 1, 3)})
+    _assert_matches_openvino(_model(out, [x]), {"x": _f32(rng, 1, 2, 1, 3)})
 
 
 def modulated_block(rng, channels=4, size=6, style_dim=5):
@@ -329,7 +329,7 @@ def modulated_block(rng, channels=4, size=6, style_dim=5):
 def test_modulated_convolution_block():
     rng = np.random.default_rng(0)
     block = modulated_block(rng)
-    model = _check(block, {"style": _f32(rng, 1, 5), "x": _f32(rng, 1, 4, 6, 6)})
+    model = _assert_matches_openvino(block, {"style": _f32(rng, 1, 5), "x": _f32(rng, 1, 4, 6, 6)})
     types = _layer_types(model)
     assert types["Conv_dw"] == "DepthwiseConv2D" and types["Conv_pw"] == "Conv2D"
     assert types["LeakyRelu_1"] == "LeakyReLU" and types["Gemm_1"] == "ConstantOp"
