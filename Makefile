@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 OUTDIR ?= outputs/demo
-PYTEST_ARGS ?=
+# two pytest workers (pytest-xdist), a test file per worker so module fixtures are built once
+PYTEST_ARGS ?= -n 2 --dist loadfile
 # gan-face-generate ships the pretrained face DCGAN weights; its declared deps (torch, wandb)
 # are not needed to read them, hence --no-deps.
 FACES := gan-face-generate==1.1.1
