@@ -27,7 +27,7 @@ def outdir_options(default):
 
 # The trained models (models/weights/) each paper figure uses by default.
 FACE_VAE = "vae_paper_celeba_mse"          # ICLR 2020 Table 1 beta-VAE (paper objective), faces
-FACE_DCGAN = "dcgan_paper_celeba_faces"    # ICLR 2020 Table 1 DCGAN, aligned faces
+FACE_DCGAN = "dcgan_paper_celeba_10k"      # ICLR 2020 Table 1 DCGAN, aligned faces, 10k steps
 CIFAR_DCGAN = "dcgan_paper_cifar10_fashion"  # 2019 draft CIFAR-10 GAN, Fashion-MNIST
 FACE_BEGAN = "began_celeba64_small_faces"  # quarter-width BEGAN (not the paper's h 64), faces
 
