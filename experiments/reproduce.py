@@ -110,6 +110,10 @@ DOCS = {
                                    "fig8_face_vae_hybrids.png": "hybrids.png",
                                    "fig8_face_vae_magnitude.png": "magnitude.png"}),
     "fig9_face_vae": ("fig9", [], {"fig9_face_vae_stability.png": "stability.png"}),
+    # the 2019 draft's Fig. 6: Fig. 3's procedure on a VAE trained with beta divided by 10
+    "draft_fig6_face_vae_beta10": ("fig8", ["--model", "vae_paper_celeba_beta10", "--ks", "1,2,3"],
+                                   {"draft_fig6_face_vae_beta10_clusters.png": "clusters.png",
+                                    "draft_fig6_face_vae_beta10_hybrids.png": "hybrids.png"}),
     "fig8_face_dcgan_pretrained": ("fig8", ["--model", "face_dcgan"],
                                    {"fig8_clusters.png": "clusters.png",
                                     "fig8_module_hybrids.png": "hybrids.png",
