@@ -406,13 +406,7 @@ class _Taps:
             pointwise = ops.reshape(pointwise, (channels, multiplier, int(pointwise.shape[-1])))
             return ops.einsum("...cj,cjo->...co", depthwise, pointwise)
         # transposed: kernel (k_1..k_d, O, C) -> (Q_1..Q_d, C, (r_1..r_d, O))
-        kernel = layer.kernel
-        sizes = tuple(int(k) for k in kernel.shape[:count])
-        out, channels = int(kernel.shape[-2]), int(kernel.shape[-1])
-        padded = ops.pad(kernel, [(0, q * s - k) for q, s, k in zip(
-            self.kernel_size, self.blocks, sizes)] + [(0, 0), (0, 0)])
-        shape = tuple(a for q, s in zip(self.kernel_size, self.blocks) for a in (q, s))
-        split = ops.reshape(padded, shape + (out, channels))
+        split, out, channels = self._phases()
         for axis in range(count):
             split = ops.flip(split, axis=2 * axis)
         order = ([2 * i for i in range(count)] + [2 * count + 1]
@@ -450,16 +444,21 @@ class _Taps:
             return keras.ops.matmul(x, kernel)
         return self.finish(_conv_padded(x, kernel, self.pads, self.strides, self.dilations))
 
-    def matrix(self):
-        """Transposed convolution: its kernel as a matrix [C, (Q_1..Q_d, s_1..s_d, O)]."""
-        ops, count = keras.ops, len(self.kernel_size)
-        kernel = self.layer.kernel
-        sizes = tuple(int(k) for k in kernel.shape[:count])
+    def _phases(self):
+        """The transposed kernel zero-padded to Q_i * s_i taps and split by stride phase:
+        ([Q_1, s_1, .., Q_d, s_d, O, C], O, C)."""
+        ops, kernel = keras.ops, self.layer.kernel
+        sizes = tuple(int(k) for k in kernel.shape[:len(self.kernel_size)])
         out, channels = int(kernel.shape[-2]), int(kernel.shape[-1])
         padded = ops.pad(kernel, [(0, q * s - k) for q, s, k in zip(
             self.kernel_size, self.blocks, sizes)] + [(0, 0), (0, 0)])
         shape = tuple(a for q, s in zip(self.kernel_size, self.blocks) for a in (q, s))
-        split = ops.reshape(padded, shape + (out, channels))
+        return ops.reshape(padded, shape + (out, channels)), out, channels
+
+    def matrix(self):
+        """Transposed convolution: its kernel as a matrix [C, (Q_1..Q_d, s_1..s_d, O)]."""
+        ops, count = keras.ops, len(self.kernel_size)
+        split, _, channels = self._phases()
         order = ([2 * count + 1] + [2 * i for i in range(count)]
                  + [2 * i + 1 for i in range(count)] + [2 * count])
         return ops.reshape(ops.transpose(split, order), (channels, -1))
