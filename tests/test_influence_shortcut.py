@@ -190,6 +190,33 @@ def test_variance_statistic_through_the_shortcut(latents):
     np.testing.assert_allclose(ours, generic, rtol=1e-4, atol=1e-6)
 
 
+def test_channels_equal_in_every_sample_have_exactly_zero_influence(latents):
+    """Channel 0 of the cut takes the same values for every z (its units have no weights from
+    z) and channel 1 is 0.0 or -0.0: hybrids that copy only them change nothing, so their maps
+    are exactly 0 on every path (elementary, precomputed modules, per-pair modules, generic),
+    while a module that adds a live channel is not."""
+    model = _model(transposed_same)
+    lin = model.get_layer("lin")
+    kernel, bias = (np.array(w) for w in lin.get_weights())
+    kernel.reshape(8, -1, CHANNELS)[:, :, :2] = 0.0
+    bias.reshape(-1, CHANNELS)[:, 1] = -0.0              # ReLU gives -0.0 or 0.0: equal
+    lin.set_weights([kernel, bias])
+    from tfcf.influence import _channel_classes
+    values = tfcf.split(model, "cut").head.predict(latents, verbose=0)
+    classes = _channel_classes(values)
+    assert (classes[:, :2] == 0).all() and len(np.unique(classes[:, 2])) == len(latents)
+    signed = np.zeros((2, 3, 3, 1), dtype="float32")
+    signed[1] = -0.0
+    assert (_channel_classes(signed) == 0).all()
+    for options in (dict(num_pairs=12), dict(num_pairs=12, channels=[[0, 1], [0, 2]]),
+                    dict(num_pairs=4, channels=[[0, 1], [0, 2]])):
+        ours, _, generic = _both(model, latents, seed=2, **options)
+        assert (ours[:2 if "channels" not in options else 1] == 0).all()
+        assert (generic[:2 if "channels" not in options else 1] == 0).all()
+        assert ours[-1].max() > 1e-3
+        np.testing.assert_allclose(ours, generic, rtol=1e-4, atol=1e-5)
+
+
 def test_nonlinearity_before_mixing_stops_the_shortcut():
     """A softmax over channels mixes them non-linearly: the generic path is taken."""
     model = _model(lambda h: _image(layers.Conv2D(6, 1, name="mix")(

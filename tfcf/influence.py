@@ -496,13 +496,18 @@ class _Taps:
         if self.kind == "flat_dense":   # one contraction over all positions and channels
             return ops.einsum(f"p{spatial}ms,{spatial}mso->mpo", gathered, rows)
         outs = self.out_shape()
+        taps = list(itertools.product(*(range(k) for k in self.kernel_size)))
+        pieces = [gathered[(slice(None),) + tuple(
+            slice(t * d, t * d + (o - 1) * s + 1, s)
+            for t, d, o, s in zip(tap, self.dilations, outs, self.strides))]
+            for tap in taps]                                           # each [P, out.., M, S]
+        if width > 1 and len(taps) <= 16:   # the taps side by side: one contraction, K = T S
+            stacked = ops.stack(pieces, axis=-2)                       # [P, out.., M, T, S]
+            weights = ops.reshape(rows, (len(taps),) + tuple(rows.shape[count:]))
+            return ops.einsum(f"p{spatial}mts,tmso->mp{spatial}o", stacked, weights)
         move = (count + 1, 0) + tuple(range(1, count + 1))      # [P, out.., M] -> [M, P, out..]
         total = None
-        for tap in itertools.product(*(range(k) for k in self.kernel_size)):
-            index = (slice(None),) + tuple(
-                slice(t * d, t * d + (o - 1) * s + 1, s)
-                for t, d, o, s in zip(tap, self.dilations, outs, self.strides))
-            piece = gathered[index]                                    # [P, out.., M, S]
+        for tap, piece in zip(taps, pieces):
             weights = rows[tap] if count else rows                     # [M, S, O']
             if width == 1:
                 term = (ops.expand_dims(ops.transpose(piece[..., 0], move), -1)
@@ -746,6 +751,21 @@ def _module_table(masks):
     return table, valid
 
 
+def _channel_classes(values):
+    """Ids [N, C] (int32) of exactly equal channel values: samples ``a`` and ``b`` share an id in
+    channel ``c`` exactly when ``values[a, ..., c] == values[b, ..., c]`` everywhere (-0.0 equals
+    0.0), so whether a hybrid changes a channel is a comparison of two ids."""
+    values = np.asarray(values)
+    num, channels = values.shape[0], values.shape[-1]
+    flat = values.reshape(num, -1, channels)
+    classes = np.empty((num, channels), dtype="int32")
+    for channel in range(channels):
+        rows = np.ascontiguousarray(flat[:, :, channel]) + values.dtype.type(0)   # -0.0 -> 0.0
+        keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+        classes[:, channel] = np.unique(keys, return_inverse=True)[1].ravel()
+    return classes
+
+
 def _tile(value, times):
     return keras.ops.concatenate([value] * times, axis=0) if times > 1 else value
 
@@ -829,12 +849,15 @@ class _Engine:
         parts = taps.finish(ops.reshape(parts, (-1,) + tuple(parts.shape[2:])))
         return ops.reshape(parts, (self.num_masks, -1) + tuple(parts.shape[1:]))
 
-    def _contributions(self, values, table, valid):
-        """Precomputed mode: each module's contribution for every sample, [M, N, ...]."""
+    def _contributions(self, values, mixed, table, valid):
+        """Precomputed mode: each module's contribution for every sample [M, N, ...], and the
+        rest of the mixing layer's output without it (``mixed - contribution``)."""
         kernel = self.plan.taps.kernel()
         if self.dense_parts:
-            return self._masked_parts(values, table, valid, kernel)
-        return self._contribute(values, table, self._rows(table, valid, kernel))
+            parts = self._masked_parts(values, table, valid, kernel)
+        else:
+            parts = self._contribute(values, table, self._rows(table, valid, kernel))
+        return parts, mixed[None] - parts
 
     def _masked_parts(self, values, table, valid, kernel):
         """Each module's contribution as one convolution (or matrix product) of all channels
@@ -860,33 +883,36 @@ class _Engine:
         parts = taps.finish(ops.reshape(y, (-1,) + spatial + (outputs,)))
         return ops.reshape(parts, (self.num_masks, -1) + tuple(parts.shape[1:]))
 
-    def _glue(self, values, mixed, base, source, table, valid, kernel, contributions):
+    def _glue(self, values, classes, mixed, base, source, table, valid, kernel, contributions):
         ops = keras.ops
-        x_base = ops.take(values, base, axis=0)
-        delta = ops.take(values, source, axis=0) - x_base
-        spatial = tuple(range(1, len(delta.shape) - 1))
-        largest = ops.max(ops.abs(delta), axis=spatial) if spatial else ops.abs(delta)  # [P, C]
+        # which channels differ between base and source: from the per-sample classes of exactly
+        # equal channel values (_channel_classes), without reading the values
+        differs = ops.cast(ops.not_equal(ops.take(classes, source, axis=0),
+                                         ops.take(classes, base, axis=0)), "float32")   # [P, C]
         if self.plan.kind == "generic":   # table holds the masks [M, C]
-            present = ops.max(largest[None] * table[:, None], axis=-1) > 0
-            expand = (slice(None), None) + (None,) * len(spatial)
+            x_base = ops.take(values, base, axis=0)
+            delta = ops.take(values, source, axis=0) - x_base
+            present = ops.max(differs[None] * table[:, None], axis=-1) > 0
+            expand = (slice(None), None) + (None,) * (len(delta.shape) - 2)
             hybrids = x_base[None] + table[expand] * delta[None]
             return self._absorb(ops.reshape(hybrids, (-1,) + tuple(x_base.shape[1:]))), present
-        present = ops.take(largest, ops.reshape(table, (-1,)), axis=-1)
+        present = ops.take(differs, ops.reshape(table, (-1,)), axis=-1)
         present = ops.reshape(present, (-1,) + tuple(table.shape)) * valid[None]
         present = ops.transpose(ops.max(present, axis=-1), (1, 0)) > 0          # [M, P]
-        if self.precomputed:   # source's part minus base's part: exactly 0 when they are equal
-            change = (ops.take(contributions, source, axis=1)
-                      - ops.take(contributions, base, axis=1))
+        if self.precomputed:   # base's rest plus source's part
+            parts, rests = contributions
+            hybrids = ops.take(rests, base, axis=1) + ops.take(parts, source, axis=1)
         else:
+            delta = ops.take(values, source, axis=0) - ops.take(values, base, axis=0)
             change = self._contribute(delta, table, self._rows(table, valid, kernel))
-        shape = tuple(change.shape[2:])
-        hybrids = ops.take(mixed, base, axis=0)[None] + change
+            hybrids = ops.take(mixed, base, axis=0)[None] + change
+        shape = tuple(hybrids.shape[2:])
         return self._absorb(ops.reshape(hybrids, (-1,) + shape)), present
 
     def _glue_forward(self, values, index):
         return self._absorb(keras.ops.take(values, index, axis=0))
 
-    def _step(self, base, source, weights, values, mixed, originals, table, valid,
+    def _step(self, base, source, weights, values, classes, mixed, originals, table, valid,
               contributions, carried, shared):
         ops = keras.ops
         # the kernel is read outside the fused glue: under a tf.distribute strategy (no XLA
@@ -894,7 +920,7 @@ class _Engine:
         kernel = (self.plan.taps.kernel() if self.plan.taps is not None and not self.precomputed
                   else valid)
         kernel = ops.copy(kernel)   # a tensor: a (Keras or TF) variable is no tf.function argument
-        hybrids, present = self.glue(values, mixed, base, source, table, valid, kernel,
+        hybrids, present = self.glue(values, classes, mixed, base, source, table, valid, kernel,
                                      contributions)
         carried = [_tile(ops.take(c, base, axis=0), self.num_masks) for c in carried]
         outputs = self._downstream(hybrids, carried, shared)
@@ -1121,6 +1147,7 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
 
     tensor = keras.ops.convert_to_tensor
     values = tensor(states[0])
+    classes = tensor(_channel_classes(keras.ops.convert_to_numpy(states[0])))
     if plan.kind == "linear":
         downstream = _runner(plan.middle)(states, batch_size, plan.flags[1], plan.flags[2])
         mixed = tensor(downstream[0])
@@ -1133,17 +1160,22 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
     carried, shared = _split_shared(downstream[1:], plan.flags[-1][1:])
     carried = [tensor(c) for c in carried]
     # Modules of several channels, with at least as many pairs as samples: each module's part
-    # of the mixing layer's output is computed once per sample (a block of modules at a time,
-    # within _PRECOMPUTED_BYTES) and each hybrid is base + part(source) - part(base): a module
-    # hybrid then costs what an elementary one does. Otherwise each pair's difference goes
-    # through the module's kernel rows.
+    # of the mixing layer's output and the rest without it are computed once per sample (a
+    # block of modules at a time, within _PRECOMPUTED_BYTES) and each hybrid is rest(base) +
+    # part(source): no arithmetic per hybrid. A step then takes many pairs of few modules, in
+    # the order of their sources, so that a source's part is read from the cache by the pairs
+    # that share it (the order of the pairs changes only the order of the sums). Otherwise each
+    # pair's difference goes through the module's kernel rows.
     precomputed = False
     if plan.kind == "linear" and width > 1 and num_samples <= num_pairs:
-        per_module = num_samples * math.prod(int(d) for d in mixed.shape[1:]) * 4
+        per_module = num_samples * math.prod(int(d) for d in mixed.shape[1:]) * 8   # part, rest
         fits = max(0, _PRECOMPUTED_BYTES // max(1, per_module))
         if fits >= 1:
             precomputed = True
-            masks_per_step = min(masks_per_step, fits)
+            pairs_per_step = min(num_pairs, batch_size)
+            masks_per_step = max(1, min(num_maps, fits, batch_size // pairs_per_step))
+            order = np.lexsort((base_index, source_index))
+            base_index, source_index = base_index[order], source_index[order]
     # XLA fuses the hybrids' formation; not under a strategy (variables on another device)
     xla = strategy is None
     # Wide modules' parts: one convolution of all channels with masked kernels (see _Engine)
@@ -1168,7 +1200,7 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
             padded = np.concatenate([rows, np.full(masks_per_step - len(rows), rows[-1])])
             if plan.kind == "linear":
                 modules = (table[padded], valid[padded])
-                modules += (engine.contributions(values, *modules) if precomputed
+                modules += (engine.contributions(values, mixed, *modules) if precomputed
                             else modules[1],)
             else:
                 modules = (masks[padded], np.zeros((masks_per_step, 1), dtype="float32"))
@@ -1177,8 +1209,8 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
             for start, stop in _index_ranges(num_pairs, pairs_per_step):
                 base, weights = _padded(base_index[start:stop].astype("int32"), pairs_per_step)
                 source, _ = _padded(source_index[start:stop].astype("int32"), pairs_per_step)
-                arguments = (base, source, weights, values, mixed, originals) + modules + (
-                    carried, shared)
+                arguments = ((base, source, weights, values, classes, mixed, originals) + modules
+                             + (carried, shared))
                 partial = replicas.run(engine.step, arguments, split_args=(0, 1, 2))
                 totals = partial if totals is None else [t + p for t, p in zip(totals, partial)]
                 bar.update(len(rows) * (stop - start))

@@ -16,7 +16,8 @@ the full-downstream FLOP bound (every layer after the cut, per hybrid) and of th
 linearity-aware bound (what a hybrid still needs after the linear shortcut: one channel's
 contribution through the mixing layer, then every later layer at full size, and the statistic),
 both at the float32 matmul rate measured in the same run; module maps (`--module-size` channels
-per module, as many hybrids as the elementary maps) against elementary ones; and, in a child
+per module, as many hybrids as the elementary maps) against elementary ones, the two interleaved,
+median of `--repeats` runs each (one run varies by +-15 % on a shared virtual machine); and, in a child
 process per setting, hybrids/s and peak resident memory at `--scaling` pairs (64, 256, 1024).
 `--core-baseline` (default) also times per-channel `tfcf.hybrid` calls. The last line reads
 `influence: <ratio>x vs PyTorch peer`.
@@ -304,6 +305,10 @@ def _scaling_child(args):
           f"{float(np.abs(maps).sum())}")
 
 
+def _spread(times):
+    return f"{min(times):.2f}-{max(times):.2f}"
+
+
 def bench_influence(args):
     import numpy as np
 
@@ -374,13 +379,28 @@ def bench_influence(args):
         options = dict(channels=modules, num_pairs=module_pairs, progress=False,
                        batch_size=args.batch_size)
         tfcf.influence_maps(model, layer, z, **options)
-        start = time.perf_counter()
-        _, module_record = tfcf.influence_maps(model, layer, z, return_record=True, **options)
-        module_seconds = time.perf_counter() - start
-        module_rate = len(modules) * module_pairs / module_seconds
+        # the same number of hybrids both ways, interleaved, median of --repeats runs each:
+        # one run of either varies by +-15 % on this shared virtual machine
+        elementary_times, module_times = [], []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            tfcf.influence_maps(model, layer, z, num_pairs=args.pairs, progress=False,
+                                batch_size=args.batch_size)
+            elementary_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            _, module_record = tfcf.influence_maps(model, layer, z, return_record=True,
+                                                   **options)
+            module_times.append(time.perf_counter() - start)
+        elementary_rate = hybrids / float(np.median(elementary_times))
+        module_rate = len(modules) * module_pairs / float(np.median(module_times))
         print(f"module maps ({len(modules)} modules of {args.module_size} channels, "
-              f"{module_pairs} pairs, {module_record.method}): {module_seconds:.2f} s, "
-              f"{module_rate:.0f} hybrids/s = {module_rate / rate:.2f}x elementary")
+              f"{module_pairs} pairs, {module_record.method}, {module_record.maps_per_step} "
+              f"maps x {module_record.pairs_per_step} pairs a step): median of {args.repeats} "
+              f"runs {np.median(module_times):.2f} s (runs {_spread(module_times)}), "
+              f"{module_rate:.0f} hybrids/s; elementary maps interleaved with them "
+              f"{np.median(elementary_times):.2f} s (runs {_spread(elementary_times)}), "
+              f"{elementary_rate:.0f} hybrids/s; modules = {module_rate / elementary_rate:.2f}x "
+              "elementary")
 
     if args.scaling:
         print("scaling (a child process per setting, after a warm-up; peak resident memory "
@@ -583,6 +603,8 @@ def main(argv=None):
     influence.add_argument("--batch-size", type=int, default=256)
     influence.add_argument("--module-size", type=int, default=32,
                            help="channels per module for the module-map rate (0: skip)")
+    influence.add_argument("--repeats", type=int, default=5,
+                           help="interleaved runs of elementary and module maps (median)")
     influence.add_argument("--scaling", type=int, nargs="*", default=[64, 256, 1024],
                            help="pair counts of the memory/rate scaling (a child each)")
     influence.add_argument("--core-baseline", action=argparse.BooleanOptionalAction,
