@@ -16,8 +16,9 @@ the full-downstream FLOP bound (every layer after the cut, per hybrid) and of th
 linearity-aware bound (what a hybrid still needs after the linear shortcut: one channel's
 contribution through the mixing layer, then every later layer at full size, and the statistic),
 both at the float32 matmul rate measured in the same run; module maps (`--module-size` channels
-per module, as many hybrids as the elementary maps) against elementary ones, the two interleaved,
-median of `--repeats` runs each (one run varies by +-15 % on a shared virtual machine); and, in a child
+per module, as many hybrids as the elementary maps) against elementary ones, the two
+interleaved, median of `--repeats` runs each (one run varies by +-15 % on a shared virtual
+machine); and, in a child
 process per setting, hybrids/s and peak resident memory at `--scaling` pairs (64, 256, 1024).
 `--core-baseline` (default) also times per-channel `tfcf.hybrid` calls. The last line reads
 `influence: <ratio>x vs PyTorch peer`.
