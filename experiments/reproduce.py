@@ -165,6 +165,13 @@ DOCS = {
     "table2_face_dcgan_pretrained": ("table2", ["--num-images", "2048", "--model", "face_dcgan"],
                                      {"table2_fid.png": "table2.png",
                                       "table2_examples.png": "examples.png"}),
+    # MobileStyleGAN (random-face's IR): about 45 min per layer, 20 once the maps are cached
+    **{f"stylegan_modules_{size}": (
+        "stylegan-modules", ["--layer", layer],
+        {f"mobile_stylegan_{size}_{name}.png": f"{name}.png"
+         for name in ("influence_maps", "clusters_k3", "clusters_k4", "hybrids_k3",
+                      "hybrids_k4", "stability", "magnitude")})
+       for size, layer in (("32", "LeakyRelu_342"), ("64", "LeakyRelu_442"))},
 }
 
 
@@ -183,7 +190,18 @@ NEEDS = {"table2": lambda: None if _real_data() else
          "fig6": lambda: _hub_missing(*_ALL_CLASSIFIERS),
          "fig14": lambda: _hub_missing("resnet_v2_50"),
          "fig16": lambda: _hub_missing("resnet_v2_50"),
-         "table3": lambda: _hub_missing(*_ALL_CLASSIFIERS)}
+         "table3": lambda: _hub_missing(*_ALL_CLASSIFIERS),
+         "stylegan-modules": lambda: _package_missing("random_face", "openvino")}
+
+
+def _package_missing(*packages):
+    """None when the packages import, else why not (MobileStyleGAN: random-face, openvino)."""
+    import importlib.util
+
+    absent = [name for name in packages if importlib.util.find_spec(name) is None]
+    return (None if not absent else
+            f"{', '.join(absent)} not installed (pip install --no-deps random-face==2021.7.21.1 "
+            "openvino)")
 
 
 def _real_data():
