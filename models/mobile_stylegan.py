@@ -56,7 +56,7 @@ STYLE_DIM = 512
 NETWORKS = {"mapping": "MappingNetwork", "synthesis": "SynthesisNetwork"}
 #: Layer-name prefixes: the two IRs share op names (Add_70), which one model cannot hold twice.
 PREFIXES = {"mapping": "mapping_", "synthesis": ""}
-CONVERTER_VERSION = "1"  # part of the cache key: bump when tfcf.openvino_import changes output
+CONVERTER_VERSION = "2"  # part of the cache key: bump when tfcf.openvino_import changes output
 #: block -> (resolution, channels, the two LeakyReLU layers that end its convolutions)
 BLOCKS = {
     "conv1": (4, 512, ("LeakyRelu_42",)),

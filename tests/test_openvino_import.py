@@ -135,20 +135,53 @@ def test_convolution_backprop_data(kernel, stride, pads, output_padding):
     assert "deconv" in _layer_types(model)
 
 
-@pytest.mark.parametrize("groups,in_per_group,out_per_group,kernel,stride", [
-    (6, 1, 1, (2, 1), (2, 1)),       # MobileStyleGAN's inverse-wavelet step
-    (6, 1, 1, (1, 2), (1, 2)),
-    (2, 2, 3, (3, 3), (2, 2)),
+@pytest.mark.parametrize("groups,in_per_group,out_per_group,kernel,stride,pads,extra", [
+    (6, 1, 1, (2, 1), (2, 1), [0, 0], [0, 0]),    # MobileStyleGAN's inverse-wavelet step
+    (6, 1, 1, (1, 2), (1, 2), [0, 0], [0, 0]),
+    (6, 1, 1, (3, 3), (2, 2), [0, 0], [0, 0]),    # overlapping taps: zeros inserted
+    (6, 1, 1, (4, 3), (2, 1), [1, 1], [1, 0]),    # padding (cropped) and output padding
+    (6, 1, 1, (3, 3), (1, 1), [1, 1], [0, 0]),
+    (2, 2, 3, (3, 3), (2, 2), [0, 0], [0, 0]),    # several channels per group: block-diagonal
 ])
-def test_group_convolution_backprop_data(groups, in_per_group, out_per_group, kernel, stride):
+def test_group_convolution_backprop_data(groups, in_per_group, out_per_group, kernel, stride,
+                                         pads, extra):
     rng = np.random.default_rng(0)
     channels = groups * in_per_group
     x = _param("x", [1, channels, 5, 4])
     weights = ops.constant(_f32(rng, groups, in_per_group, out_per_group, *kernel))
     deconv = _named(ops.group_convolution_backprop_data(
-        x, weights, list(stride), pads_begin=[0, 0], pads_end=[0, 0]), "idwt")
+        x, weights, list(stride), pads_begin=pads, pads_end=pads, output_padding=extra), "idwt")
     model = _assert_matches_openvino(_model(deconv, [x]), {"x": _f32(rng, 1, channels, 5, 4)})
-    assert isinstance(model.get_layer("idwt"), keras.layers.Conv2DTranspose)
+    full = model.get_layer("idwt_full" if any(pads) else "idwt")
+    depthwise = in_per_group == out_per_group == 1
+    assert isinstance(full, openvino_layers.DepthwiseConvTranspose if depthwise
+                      else keras.layers.Conv2DTranspose)
+    if depthwise:    # one weight per channel and tap, not a channels x channels kernel
+        assert tuple(full.kernel.shape) == tuple(kernel) + (channels,)
+
+
+def test_depthwise_transposed_convolution_1d_and_batch():
+    """The layer alone: 1 and 2 spatial axes, a batch of 3, both forms against a dense
+    Conv1DTranspose / Conv2DTranspose with the diagonal kernel."""
+    rng = np.random.default_rng(1)
+    for kernel, stride, extra in [((2,), (2,), (0,)), ((3,), (2,), (1,)), ((2, 2), (2, 2), (0, 0)),
+                                  ((3, 2), (2, 2), (1, 0))]:
+        x = _f32(rng, 3, *([5] * len(kernel)), 4)
+        layer = openvino_layers.DepthwiseConvTranspose(kernel, stride, output_padding=extra)
+        layer.build(x.shape)
+        taps = _f32(rng, *kernel, 4)
+        layer.set_weights([taps])
+        dense = np.zeros(kernel + (4, 4), dtype="float32")
+        for c in range(4):
+            dense[..., c, c] = taps[..., c]
+        cls = keras.layers.Conv1DTranspose if len(kernel) == 1 else keras.layers.Conv2DTranspose
+        reference = cls(4, kernel, strides=stride, padding="valid", use_bias=False,
+                        output_padding=extra[0] if len(kernel) == 1 else extra)
+        reference.build(x.shape)
+        reference.set_weights([dense])
+        ours = np.asarray(layer(x))
+        assert ours.shape == layer.compute_output_shape(x.shape)
+        np.testing.assert_allclose(ours, np.asarray(reference(x)), rtol=1e-5, atol=1e-5)
 
 
 def test_conv1d():

@@ -25,9 +25,10 @@ What becomes what:
 - Standard Keras layers wherever they are exact: ``Convolution`` -> ``Conv1D``/``Conv2D``;
   ``GroupConvolution`` -> ``DepthwiseConv1D/2D`` (one input channel per group) or
   ``Conv2D(groups=...)``; ``ConvolutionBackpropData`` -> ``Conv2DTranspose``;
-  ``GroupConvolutionBackpropData`` -> ``Conv2DTranspose`` with a block-diagonal kernel (exact:
-  the zeros add nothing; it costs ``groups`` times the multiplications); explicit padding a
-  ``same``/``valid`` mode does not express -> ``ZeroPadding2D`` before (``<name>_pad``) or
+  ``GroupConvolutionBackpropData`` with one channel per group -> ``DepthwiseConvTranspose``
+  (each channel by its own kernel), with several -> ``Conv2DTranspose`` with a block-diagonal
+  kernel (exact: the zeros add nothing; it costs ``groups`` times the multiplications);
+  explicit padding a ``same``/``valid`` mode does not express -> ``ZeroPadding2D`` before (``<name>_pad``) or
   ``Cropping2D`` after (``<name>_crop``); ``MatMul`` by a constant -> ``Dense`` (no bias);
   ``PRelu`` -> ``LeakyReLU`` (one slope) or ``PReLU``; ``Relu``, ``Sigmoid``, ``Tanh``, ``Elu``
   -> their layers; ``Add``/``Subtract``/``Multiply``/``Maximum``/``Minimum`` of two tensors ->
@@ -698,19 +699,27 @@ class _Converter:
         begin = [0] * spatial if auto == "valid" else [int(p) for p in attributes["pads_begin"]]
         end = [0] * spatial if auto == "valid" else [int(p) for p in attributes["pads_end"]]
         extra = [int(p) for p in attributes.get("output_padding", [0] * spatial)] or [0] * spatial
-        # OpenVINO [G, I/G, O/G, *k] -> Keras [*k, O, I], block-diagonal over the groups.
-        kernel = np.zeros(kernel_size + (groups * out_per_group, groups * in_per_group),
-                          dtype="float32")
-        spatial_first = tuple(range(2, 2 + spatial)) + (1, 0)
-        for g in range(groups):
-            kernel[..., g * out_per_group:(g + 1) * out_per_group,
-                   g * in_per_group:(g + 1) * in_per_group] = weights[g].transpose(spatial_first)
-        cls = keras.layers.Conv1DTranspose if spatial == 1 else keras.layers.Conv2DTranspose
         crop = any(begin) or any(end)
-        layer = cls(groups * out_per_group, kernel_size, strides=strides, padding="valid",
-                    output_padding=extra[0] if spatial == 1 else tuple(extra), use_bias=False,
-                    name=self._helper_name(f"{name}_full") if crop else name)
-        out = self._apply(layer, tensor.tensor, [kernel])
+        full_name = self._helper_name(f"{name}_full") if crop else name
+        if grouped and groups > 1 and in_per_group == out_per_group == 1:
+            # one channel per group: each channel by its own kernel, [G, 1, 1, *k] -> [*k, G]
+            layer = custom.DepthwiseConvTranspose(kernel_size, strides, output_padding=extra,
+                                           name=full_name)
+            kernel = weights[:, 0, 0].transpose(tuple(range(1, 1 + spatial)) + (0,))
+        else:
+            # OpenVINO [G, I/G, O/G, *k] -> Keras [*k, O, I], block-diagonal over the groups.
+            kernel = np.zeros(kernel_size + (groups * out_per_group, groups * in_per_group),
+                              dtype="float32")
+            spatial_first = tuple(range(2, 2 + spatial)) + (1, 0)
+            for g in range(groups):
+                kernel[..., g * out_per_group:(g + 1) * out_per_group,
+                       g * in_per_group:(g + 1) * in_per_group] = weights[g].transpose(
+                           spatial_first)
+            cls = keras.layers.Conv1DTranspose if spatial == 1 else keras.layers.Conv2DTranspose
+            layer = cls(groups * out_per_group, kernel_size, strides=strides, padding="valid",
+                        output_padding=extra[0] if spatial == 1 else tuple(extra),
+                        use_bias=False, name=full_name)
+        out = self._apply(layer, tensor.tensor, [np.ascontiguousarray(kernel, dtype="float32")])
         if crop:
             cropping = (keras.layers.Cropping1D((begin[0], end[0]), name=name) if spatial == 1
                         else keras.layers.Cropping2D(tuple(zip(begin, end)), name=name))

@@ -22,6 +22,10 @@ is imported (importing it needs no OpenVINO).
 - :class:`Binary`: divide / power / squared difference of two tensors.
 - :class:`Take`: ``take(x, indices, axis)`` (a Gather on a tensor).
 - :class:`Tile`, :class:`BroadcastTo`: repeat or broadcast the non-batch axes.
+- :class:`DepthwiseConvTranspose`: a transposed convolution of each channel by its own kernel
+  (a grouped one with one input and one output channel per group: MobileStyleGAN's inverse
+  wavelet steps), without the ``channels``-fold multiplications by zero of a block-diagonal
+  ``Conv2DTranspose``.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-__all__ = ["BatchConstant", "Binary", "BroadcastTo", "CONSTANT_OPS", "ConstantOp", "Reduce",
-           "Slice", "Take", "Tile", "UNARY_FUNCTIONS", "Unary"]
+__all__ = ["BatchConstant", "Binary", "BroadcastTo", "CONSTANT_OPS", "ConstantOp",
+           "DepthwiseConvTranspose", "Reduce", "Slice", "Take", "Tile", "UNARY_FUNCTIONS",
+           "Unary"]
 
 _PACKAGE = "tfcf"
 
@@ -296,3 +301,74 @@ class BroadcastTo(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "shape": self.target}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class DepthwiseConvTranspose(keras.layers.Layer):
+    """A 'valid' transposed convolution of each channel by its own kernel ``[*kernel_size, C]``
+    (channels-last, 1 or 2 spatial axes): output size ``(n - 1) * stride + kernel + output_padding``
+    per axis, as ``Conv2DTranspose`` with a diagonal kernel gives, at 1 / C of its cost.
+
+        up = DepthwiseConvTranspose((2, 1), strides=(2, 1))(x)   # rows doubled, per channel
+
+    A kernel as large as its stride (no overlap) is an interleave: each input value times the
+    kernel's taps; otherwise zeros are inserted between the inputs and the flipped kernel runs
+    as a depthwise convolution.
+    """
+
+    def __init__(self, kernel_size, strides, output_padding=None, **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_size = tuple(int(k) for k in kernel_size)
+        self.strides = tuple(int(s) for s in strides)
+        count = len(self.kernel_size)
+        self.output_padding = tuple(int(p) for p in (output_padding or (0,) * count))
+        if count not in (1, 2) or len(self.strides) != count or len(self.output_padding) != count:
+            raise ValueError(
+                f"DepthwiseConvTranspose needs 1 or 2 spatial axes with one stride and output "
+                f"padding each; got kernel {self.kernel_size}, strides {self.strides}, output "
+                f"padding {self.output_padding}")
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=self.kernel_size + (int(input_shape[-1]),),
+                                      initializer="zeros", name="kernel")
+
+    def call(self, x):
+        count = len(self.kernel_size)
+        sizes = tuple(int(d) for d in x.shape[1:-1])
+        channels = int(x.shape[-1])
+        if self.kernel_size == self.strides and not any(self.output_padding):
+            # [B, n_1, k_1, (n_2, k_2,) C]: each value times its channel's taps
+            expanded = x
+            kernel = self.kernel
+            for axis in range(count):
+                expanded = ops.expand_dims(expanded, 2 + 2 * axis)
+                kernel = ops.expand_dims(kernel, 2 * axis)
+            y = expanded * kernel
+            return ops.reshape(y, (-1,) + tuple(n * k for n, k in zip(sizes, self.kernel_size))
+                               + (channels,))
+        up = x
+        for axis, (size, stride) in enumerate(zip(sizes, self.strides)):
+            if stride > 1:   # zeros between the values along this axis
+                position = 1 + axis
+                up = ops.expand_dims(up, position + 1)
+                pad = [(0, 0)] * len(up.shape)
+                pad[position + 1] = (0, stride - 1)
+                up = ops.pad(up, pad)
+                shape = tuple(int(d) for d in up.shape)
+                up = ops.reshape(up, (-1,) + shape[1:position] + (size * stride,)
+                                 + shape[position + 2:])
+                up = ops.take(up, ops.arange((size - 1) * stride + 1), axis=position)
+        pad = [(0, 0)] + [(k - 1, k - 1 + extra) for k, extra in
+                          zip(self.kernel_size, self.output_padding)] + [(0, 0)]
+        flipped = ops.flip(self.kernel, axis=tuple(range(count)))
+        return ops.depthwise_conv(ops.pad(up, pad), ops.expand_dims(flipped, -1), strides=1,
+                                  padding="valid")
+
+    def compute_output_shape(self, input_shape):
+        sizes = tuple(None if n is None else (n - 1) * s + k + extra for n, s, k, extra in zip(
+            input_shape[1:-1], self.strides, self.kernel_size, self.output_padding))
+        return (input_shape[0],) + sizes + (input_shape[-1],)
+
+    def get_config(self):
+        return {**super().get_config(), "kernel_size": list(self.kernel_size),
+                "strides": list(self.strides), "output_padding": list(self.output_padding)}

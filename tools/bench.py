@@ -592,10 +592,104 @@ def bench_train(args):
     print(f"train: {rates['dcgan']:.2f} steps/s ({rates['dcgan'] / fit_rate:.2f}x vs fit)")
 
 
+def _region_macs(layer):
+    """Multiply-adds per sample of a layer, depthwise (and depthwise transposed) convolutions
+    included."""
+    import math
+
+    import keras
+
+    from tfcf.openvino_layers import DepthwiseConvTranspose
+
+    if isinstance(layer, DepthwiseConvTranspose):
+        return math.prod(int(d) for d in layer.input.shape[1:]) * math.prod(layer.kernel_size)
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        _, h, w, channels = layer.output.shape
+        kh, kw, _, multiplier = layer.kernel.shape
+        return h * w * kh * kw * channels * multiplier
+    return _layer_macs(layer)
+
+
+def _linear_in(op, region):
+    """True when ``op`` is linear (or affine) in its inputs that lie in ``region`` (the tensors
+    computed from the cut), its other inputs held fixed (styles, per-sample scales)."""
+    import keras
+
+    from tfcf.openvino_layers import DepthwiseConvTranspose, Slice
+
+    layer, inside = op.operation, [t in region for t in op.inputs]
+    if isinstance(layer, keras.layers.Multiply):
+        return sum(inside) == 1
+    if isinstance(layer, (keras.layers.Add, keras.layers.Subtract, keras.layers.Concatenate,
+                          keras.layers.Reshape, keras.layers.Flatten, keras.layers.Permute,
+                          keras.layers.BatchNormalization, Slice)):
+        return True
+    if isinstance(layer, DepthwiseConvTranspose):
+        return True
+    if isinstance(layer, (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D,
+                          keras.layers.Conv3D, keras.layers.Conv2DTranspose,
+                          keras.layers.DepthwiseConv2D)):
+        activation = getattr(layer, "activation", None)
+        return activation is None or getattr(activation, "__name__", "") == "linear"
+    return False
+
+
+def bench_linear_region(args):
+    """How much of a hybrid's work lies in the linear ops right after the cut: what any linear
+    shortcut there could save at most, and what tfcf's shortcut takes."""
+    from tfcf.graph import flat_graph
+    from tfcf.influence import shortcut_layer
+    from tfcf.models.registry import load_generator
+
+    spec = load_generator(args.model, layer=args.layer)
+    graph = flat_graph(spec.model)
+    cut = graph.resolve(spec.layer)[0]
+
+    def reach(admit):
+        tensors, ops, frontier = {cut}, [], [cut]
+        while frontier:
+            for op in graph.consumers(frontier.pop()):
+                if any(op is seen for seen in ops) or not admit(op, tensors):
+                    continue
+                ops.append(op)
+                for out in op.outputs:
+                    if out not in tensors:
+                        tensors.add(out)
+                        frontier.append(out)
+        return ops
+
+    tail = reach(lambda op, tensors: True)
+    linear = reach(_linear_in)
+    total = sum(_region_macs(op.operation) for op in tail)
+    region = sum(_region_macs(op.operation) for op in linear)
+    readers = graph.consumers(cut)
+    print(f"model {spec.name}, cut {spec.layer}: {total / 1e9:.3f} GMAC per hybrid after the cut "
+          f"({len(tail)} ops); the linear region right after it (ops linear in the cut's values, "
+          f"other inputs fixed): {len(linear)} ops, {region / 1e9:.3f} GMAC = "
+          f"{region / total:.1%} of the tail")
+    heavy = sorted(linear, key=lambda op: -_region_macs(op.operation))[:6]
+    print("  its largest layers: " + ", ".join(
+        f"{graph.name_of(op)} ({type(op.operation).__name__}, "
+        f"{_region_macs(op.operation) / 1e6:.1f} MMAC)" for op in heavy))
+    print(f"  an ideal shortcut (the whole linear region free) would make a hybrid at most "
+          f"{total / max(1, total - region):.2f}x faster")
+    found = shortcut_layer(spec.model, spec.layer)
+    if found is None:
+        why = (f"the cut is read by {len(readers)} ops" if len(readers) != 1 else
+               "the chain of single-reader channel-wise ops after the cut reaches no linear "
+               "channel-mixing layer (the first op that stops it: "
+               f"{graph.name_of(readers[0])}, {type(readers[0].operation).__name__} of "
+               f"{len(readers[0].inputs)} inputs, read by "
+               f"{len(graph.consumers(readers[0].outputs[0]))} ops)")
+        print(f"linear-region: tfcf's shortcut does not apply: {why}")
+    else:
+        print(f"linear-region: tfcf's shortcut forms the hybrids at {found}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True,
-                                     metavar="{influence,fid,sdr,train}")
+                                     metavar="{influence,fid,sdr,train,linear-region}")
     influence = commands.add_parser("influence", help="influence maps vs a PyTorch peer")
     influence.add_argument("--model", default="face_dcgan")
     influence.add_argument("--layer", default=None)
@@ -633,8 +727,14 @@ def main(argv=None):
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--models", type=int, default=2,
                        help="how many of dcgan, vae, began (BEGAN is slow on a CPU)")
+    region = commands.add_parser("linear-region",
+                                 help="share of a hybrid's work in the linear ops after a cut")
+    region.add_argument("--model", default="face_dcgan")
+    region.add_argument("--layer", default=None)
     args = parser.parse_args(argv)
-    if args.command == "influence":
+    if args.command == "linear-region":
+        bench_linear_region(args)
+    elif args.command == "influence":
         bench_influence(args)
     elif args.command == "_torch-peer":
         _torch_peer(args.path)
