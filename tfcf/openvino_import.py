@@ -28,8 +28,8 @@ What becomes what:
   ``GroupConvolutionBackpropData`` with one channel per group -> ``DepthwiseConvTranspose``
   (each channel by its own kernel), with several -> ``Conv2DTranspose`` with a block-diagonal
   kernel (exact: the zeros add nothing; it costs ``groups`` times the multiplications);
-  explicit padding a ``same``/``valid`` mode does not express -> ``ZeroPadding2D`` before (``<name>_pad``) or
-  ``Cropping2D`` after (``<name>_crop``); ``MatMul`` by a constant -> ``Dense`` (no bias);
+  explicit padding a ``same``/``valid`` mode does not express -> ``ZeroPadding2D`` before
+  (``<name>_pad``) or ``Cropping2D`` after (``<name>_crop``); ``MatMul`` by a constant -> ``Dense`` (no bias);
   ``PRelu`` -> ``LeakyReLU`` (one slope) or ``PReLU``; ``Relu``, ``Sigmoid``, ``Tanh``, ``Elu``
   -> their layers; ``Add``/``Subtract``/``Multiply``/``Maximum``/``Minimum`` of two tensors ->
   the merge layers; ``Concat`` -> ``Concatenate``; ``Reshape``/``Squeeze``/``Unsqueeze`` ->
