@@ -387,6 +387,26 @@ def test_cut_carries_the_style_into_the_tail():
     assert tfcf.split(model, "LeakyRelu_1").carried      # the style's modulation crosses the cut
 
 
+def test_linear_shortcut_through_a_converted_modulated_block():
+    """A cut before the block's pointwise convolution, after the style's modulation and the
+    depthwise convolution: influence maps form their hybrids at Conv_pw through the converted
+    layers and equal the generic path (elementary maps and modules)."""
+    from tfcf.influence import shortcut_layer
+
+    rng = np.random.default_rng(0)
+    model = from_openvino(modulated_block(rng))
+    assert shortcut_layer(model, "Conv_dw") == "Conv_pw"
+    inputs = [_f32(rng, 10, 5), _to_keras(_f32(rng, 10, 4, 6, 6))]
+    for channels in (None, [[0, 1], [2, 3], [1]]):
+        options = dict(channels=channels, num_pairs=12, seed=1, progress=False, batch_size=16)
+        ours, record = tfcf.influence_maps(model, "Conv_dw", inputs, return_record=True,
+                                           **options)
+        generic = tfcf.influence_maps(model, "Conv_dw", inputs, method="generic", **options)
+        assert record.method == "linear" and record.shortcut == "Conv_pw"
+        assert generic.max() > 1e-3
+        np.testing.assert_allclose(ours, generic, rtol=1e-4, atol=1e-5)
+
+
 # ----------------------------------------------------------------------------- ONNX, names, errors
 def _onnx_model(path, dynamic_batch=False):
     """A tiny ONNX generator: Gemm -> Reshape -> ConvTranspose(+bias) -> PRelu -> Conv -> Add ->
