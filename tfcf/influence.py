@@ -34,7 +34,11 @@ or a Flatten followed by a Dense. That layer is linear, so its output for the hy
 output for the base sample plus the contribution of the copied channels' differences ``source -
 base``, computed through the kernel rows of those channels only (a module's contribution is the
 sum of its channels'). An elementary hybrid thus skips almost all of that layer, often the
-largest of the generator. The downstream part then runs as compiled code: the elementwise layers
+largest of the generator. With at least as many pairs as samples, a module's part of that layer's
+output and the rest without it are computed once per sample, and a module hybrid is the base's
+rest plus the source's part. Hybrids that copy only channels equal in base and source (ids of
+exactly equal channel values per sample) count as unchanged: their maps are exactly zero on every
+path. The downstream part then runs as compiled code: the elementwise layers
 right after the hybrid fuse with its formation (XLA), and on TensorFlow a transposed convolution
 runs as a convolution over its stride phases (sub-pixel form), which oneDNN computes several
 times faster than TensorFlow's own transposed convolution on a CPU. ``method="generic"`` turns
