@@ -357,7 +357,9 @@ class DepthwiseConvTranspose(keras.layers.Layer):
                 shape = tuple(int(d) for d in up.shape)
                 up = ops.reshape(up, (-1,) + shape[1:position] + (size * stride,)
                                  + shape[position + 2:])
-                up = ops.take(up, ops.arange((size - 1) * stride + 1), axis=position)
+                trim = [slice(None)] * len(up.shape)
+                trim[position] = slice(0, (size - 1) * stride + 1)
+                up = up[tuple(trim)]
         pad = [(0, 0)] + [(k - 1, k - 1 + extra) for k, extra in
                           zip(self.kernel_size, self.output_padding)] + [(0, 0)]
         flipped = ops.flip(self.kernel, axis=tuple(range(count)))

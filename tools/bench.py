@@ -75,11 +75,21 @@ def matmul_gflops(size=1024, repeats=10):
 
 
 def _layer_macs(layer):
-    """Multiply-adds per sample of a Dense/Conv/transposed conv layer (0 for other layers)."""
+    """Multiply-adds per sample of a Dense/Conv/transposed/depthwise conv layer (0 for others)."""
+    import math
+
     import keras
+
+    from tfcf.openvino_layers import DepthwiseConvTranspose
 
     if isinstance(layer, keras.layers.Dense):
         return int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
+    if isinstance(layer, DepthwiseConvTranspose):
+        return math.prod(int(d) for d in layer.input.shape[1:]) * math.prod(layer.kernel_size)
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        _, h, w, channels = layer.output.shape
+        kh, kw, _, multiplier = layer.kernel.shape
+        return h * w * kh * kw * channels * multiplier
     if isinstance(layer, keras.layers.Conv2DTranspose):
         _, h, w, c = layer.input.shape
         kh, kw, out, _ = layer.kernel.shape
@@ -592,24 +602,6 @@ def bench_train(args):
     print(f"train: {rates['dcgan']:.2f} steps/s ({rates['dcgan'] / fit_rate:.2f}x vs fit)")
 
 
-def _region_macs(layer):
-    """Multiply-adds per sample of a layer, depthwise (and depthwise transposed) convolutions
-    included."""
-    import math
-
-    import keras
-
-    from tfcf.openvino_layers import DepthwiseConvTranspose
-
-    if isinstance(layer, DepthwiseConvTranspose):
-        return math.prod(int(d) for d in layer.input.shape[1:]) * math.prod(layer.kernel_size)
-    if isinstance(layer, keras.layers.DepthwiseConv2D):
-        _, h, w, channels = layer.output.shape
-        kh, kw, _, multiplier = layer.kernel.shape
-        return h * w * kh * kw * channels * multiplier
-    return _layer_macs(layer)
-
-
 def _linear_in(op, region):
     """True when ``op`` is linear (or affine) in its inputs that lie in ``region`` (the tensors
     computed from the cut), its other inputs held fixed (styles, per-sample scales)."""
@@ -660,17 +652,17 @@ def bench_linear_region(args):
 
     tail = reach(lambda op, tensors: True)
     linear = reach(_linear_in)
-    total = sum(_region_macs(op.operation) for op in tail)
-    region = sum(_region_macs(op.operation) for op in linear)
+    total = sum(_layer_macs(op.operation) for op in tail)
+    region = sum(_layer_macs(op.operation) for op in linear)
     readers = graph.consumers(cut)
     print(f"model {spec.name}, cut {spec.layer}: {total / 1e9:.3f} GMAC per hybrid after the cut "
           f"({len(tail)} ops); the linear region right after it (ops linear in the cut's values, "
           f"other inputs fixed): {len(linear)} ops, {region / 1e9:.3f} GMAC = "
           f"{region / total:.1%} of the tail")
-    heavy = sorted(linear, key=lambda op: -_region_macs(op.operation))[:6]
+    heavy = sorted(linear, key=lambda op: -_layer_macs(op.operation))[:6]
     print("  its largest layers: " + ", ".join(
         f"{graph.name_of(op)} ({type(op.operation).__name__}, "
-        f"{_region_macs(op.operation) / 1e6:.1f} MMAC)" for op in heavy))
+        f"{_layer_macs(op.operation) / 1e6:.1f} MMAC)" for op in heavy))
     print(f"  an ideal shortcut (the whole linear region free) would make a hybrid at most "
           f"{total / max(1, total - region):.2f}x faster")
     found = shortcut_layer(spec.model, spec.layer)
