@@ -190,6 +190,28 @@ def test_variance_statistic_through_the_shortcut(latents):
     np.testing.assert_allclose(ours, generic, rtol=1e-4, atol=1e-6)
 
 
+def test_channel_classes_are_the_exact_classes_also_when_hashes_collide():
+    """Equal channel values share an id, unequal ones never do: with the random hash, and with
+    a hash that makes every sample collide (then each channel is classed by its bytes)."""
+    from tfcf.influence import _channel_classes
+    rng = np.random.default_rng(3)
+    for dtype in ("float32", "float64", "float16"):
+        values = rng.standard_normal((9, 4, 3, 6)).astype(dtype)
+        values[:, ..., 0] = 1.5                           # equal in every sample
+        values[::2, ..., 1] = -0.0                        # -0.0 equals 0.0
+        values[1::2, ..., 1] = 0.0
+        values[4, ..., 2] = values[7, ..., 2]             # two samples equal in one channel
+        values[5, 0, 0, 3] = values[2, 0, 0, 3]           # equal in one position only
+        values[:, ..., 4] = np.where(np.arange(9)[:, None, None] % 3 == 0, 2.0, values[..., 4])
+        flat = values.reshape(9, -1, 6)
+        for probe in (None, np.zeros(12, dtype=np.uint32)):
+            classes = _channel_classes(values, probe=probe)
+            same = classes[:, None, :] == classes[None, :, :]              # [N, N, C]
+            expected = np.all(flat[:, None] == flat[None, :], axis=2)     # [N, N, C]
+            np.testing.assert_array_equal(same, expected, err_msg=f"{dtype}, probe {probe}")
+        assert (classes[:, 0] == classes[0, 0]).all() and (classes[:, 1] == classes[0, 1]).all()
+
+
 def test_channels_equal_in_every_sample_have_exactly_zero_influence(latents):
     """Channel 0 of the cut takes the same values for every z (its units have no weights from
     z) and channel 1 is 0.0 or -0.0: hybrids that copy only them change nothing, so their maps

@@ -755,18 +755,51 @@ def _module_table(masks):
     return table, valid
 
 
-def _channel_classes(values):
+def _channel_classes(values, probe=None):
     """Ids [N, C] (int32) of exactly equal channel values: samples ``a`` and ``b`` share an id in
     channel ``c`` exactly when ``values[a, ..., c] == values[b, ..., c]`` everywhere (-0.0 equals
-    0.0), so whether a hybrid changes a channel is a comparison of two ids."""
+    0.0), so whether a hybrid changes a channel is a comparison of two ids.
+
+    Each (sample, channel) gets an integer hash of its values' bits (a sum of bits x random odd
+    weights, wrapping: exact, so equal values give equal hashes); samples of equal hash are then
+    compared value by value, and a channel where two differ (a collision) is classed by sorting
+    its values' bytes. ``probe``: the weights [H*W...] (uint32; tests use it to force collisions).
+    """
     values = np.asarray(values)
     num, channels = values.shape[0], values.shape[-1]
     flat = values.reshape(num, -1, channels)
+    length = flat.shape[1]
+    bits = {2: np.uint16, 4: np.uint32, 8: np.uint64}[values.dtype.itemsize]
+    if probe is None:
+        probe = np.random.default_rng(0).integers(0, 2**32, length, dtype=np.uint64)
+        probe = probe.astype(np.uint32) | np.uint32(1)
+    hashes = np.zeros((num, channels), dtype=np.uint32)
+    step = max(1, (1 << 20) // max(1, num * channels))     # positions per chunk: ~4 MiB
+    for start in range(0, length, step):
+        chunk = (flat[:, start:start + step] + values.dtype.type(0)).view(bits)   # -0.0 -> 0.0
+        if bits is np.uint64:                                   # fold the high half in
+            chunk = chunk ^ (chunk >> np.uint64(32))
+        chunk = chunk.astype(np.uint32) if bits is not np.uint32 else chunk
+        chunk *= probe[start:start + step, None]
+        hashes += chunk.sum(axis=1, dtype=np.uint32)
+    # ids from the hashes, column by column: sort, number the runs, put back
+    order = np.argsort(hashes, axis=0, kind="stable")
+    ordered = np.take_along_axis(hashes, order, axis=0)
+    starts = np.ones((num, channels), dtype=bool)
+    starts[1:] = ordered[1:] != ordered[:-1]
     classes = np.empty((num, channels), dtype="int32")
-    for channel in range(channels):
-        rows = np.ascontiguousarray(flat[:, :, channel]) + values.dtype.type(0)   # -0.0 -> 0.0
-        keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
-        classes[:, channel] = np.unique(keys, return_inverse=True)[1].ravel()
+    np.put_along_axis(classes, order, np.cumsum(starts, axis=0, dtype="int32") - 1, axis=0)
+    # every sample against the first of its class, value by value
+    first = np.maximum.accumulate(np.where(starts, np.arange(num)[:, None], 0), axis=0)
+    representative = np.empty((num, channels), dtype="int64")
+    np.put_along_axis(representative, order, np.take_along_axis(order, first, axis=0), axis=0)
+    rows, cols = np.nonzero(representative != np.arange(num)[:, None])
+    if len(rows):
+        same = np.all(flat[rows, :, cols] == flat[representative[rows, cols], :, cols], axis=1)
+        for channel in np.unique(cols[~same]):       # hash collisions: the exact classes
+            column = np.ascontiguousarray(flat[:, :, channel]) + values.dtype.type(0)
+            keys = column.view(np.dtype((np.void, column.dtype.itemsize * length))).ravel()
+            classes[:, channel] = np.unique(keys, return_inverse=True)[1].ravel()
     return classes
 
 
