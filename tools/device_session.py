@@ -191,7 +191,9 @@ def train_for(name, family, preset, batch_size, seconds, images, out, seed=0):
     import shutil
 
     shutil.rmtree(folder)
-    print(f"train {name}: {run.step} steps, {rate} steps/s after compilation", flush=True)
+    speed = (f"{rate:.2f} steps/s after compilation" if rate is not None else
+             "steps/s not measured: only the first (compiling) chunk ran in the time given")
+    print(f"train {name}: {run.step} steps, {speed}", flush=True)
     return summary
 
 
