@@ -86,6 +86,22 @@ def test_module_maps_by_hand(tiny_generator, z):
     np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-6)
 
 
+def test_record_says_where_the_time_went(tiny_generator, z):
+    """Samples through the model, module parts (only when precomputed), steps: each >= 0 and
+    together within the call's seconds."""
+    modules = [[0, 3], [1, 2, 4, 5], [6, 7]]
+    for num_pairs, precomputed in ((4, False), (30, True)):   # 5 and 12 samples used
+        expected = hand_maps(tiny_generator, z, modules, num_pairs=num_pairs, seed=0)
+        ours, record = tfcf.influence_maps(tiny_generator, "block1", z, channels=modules,
+                                           num_pairs=num_pairs, progress=False,
+                                           return_record=True)
+        np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-6)
+        phases = (record.seconds_per_sample, record.seconds_parts, record.seconds_steps)
+        assert min(phases) >= 0 and sum(phases) <= record.seconds + 1e-3
+        assert (record.seconds_parts > 0) == precomputed and record.seconds_steps > 0
+        assert record.samples == len(np.unique(np.concatenate(draw_pairs(12, num_pairs))))
+
+
 def test_multi_input_model_matches_hybrids(conditional_generator, rng):
     z = [rng.normal(size=(9, 8)).astype("float32"), np.eye(5, dtype="float32")[rng.integers(0, 5, 9)]]
     base, source = draw_pairs(9, 14, seed=4)

@@ -90,6 +90,11 @@ class InfluenceRecord:
     "intervene" (modules spanning several layers, one map at a time through
     :func:`tfcf.intervene`). Each downstream call evaluates ``maps_per_step`` maps on
     ``pairs_per_step`` pairs; ``hybrids = num_maps * num_pairs``.
+
+    Where the time went (linear and generic methods): ``seconds_per_sample`` ran the ``samples``
+    that the pairs use once each (up to the cut and the mixing layer, their original outputs,
+    which channels are equal), ``seconds_parts`` computed precomputed modules' parts (0 without),
+    ``seconds_steps`` formed and ran the hybrids; first calls include compilation.
     """
 
     method: str
@@ -101,6 +106,10 @@ class InfluenceRecord:
     seconds: float
     shortcut: str | None = None
     backend: str = ""
+    samples: int = 0
+    seconds_per_sample: float = 0.0
+    seconds_parts: float = 0.0
+    seconds_steps: float = 0.0
 
 
 def draw_pairs(num_samples, num_pairs, seed=0):
@@ -585,6 +594,12 @@ class _Accumulator:
         return np.maximum(self.second / count - mean**2, 0.0)
 
 
+def _ready(value):
+    """Wait until ``value`` is computed (asynchronous backends); the time then."""
+    keras.ops.convert_to_numpy(keras.ops.reshape(value, (-1,))[:1])
+    return time.time()
+
+
 def _index_ranges(total, size):
     """``(start, stop)`` of consecutive ranges of at most ``size`` indices covering ``total``."""
     for start in range(0, total, size):
@@ -784,6 +799,8 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
         index, _ = _padded(np.arange(start, stop, dtype="int32"), chunk)
         originals.append(engine.forward(index, mixed, carried, shared)[: stop - start])
     originals = keras.ops.concatenate(originals) if len(originals) > 1 else originals[0]
+    per_sample_done = _ready(originals)
+    parts_seconds = 0.0
 
     replicas = _Replicas(strategy)
     with progress_bar(num_maps * num_pairs, progress, f"influence maps ({num_maps})",
@@ -793,8 +810,12 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
             padded = np.concatenate([rows, np.full(masks_per_step - len(rows), rows[-1])])
             if plan.kind == "linear":
                 modules = (table[padded], valid[padded])
-                modules += (engine.contributions(values, mixed, *modules) if precomputed
-                            else modules[1],)
+                if precomputed:
+                    before = time.time()
+                    modules += (engine.contributions(values, mixed, *modules),)
+                    parts_seconds += _ready(modules[-1][0]) - before
+                else:
+                    modules += (modules[1],)
             else:
                 modules = (masks[padded], np.zeros((masks_per_step, 1), dtype="float32"))
                 modules += (modules[1],)
@@ -810,6 +831,7 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
             partial = [np.asarray(keras.ops.convert_to_numpy(t))[: len(rows)] for t in totals]
             accumulator.add(rows, partial, num_pairs)
             bar.set_postfix_str(f"maps {last}/{num_maps}")
+    finished = time.time()
     maps = accumulator.result().astype("float32")
     if not reduce_color and not keep_color:
         maps = maps.mean(axis=-1)
@@ -820,7 +842,8 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
         hybrids=num_maps * num_pairs, maps_per_step=masks_per_step,
         pairs_per_step=pairs_per_step, seconds=time.time() - started,
         shortcut=None if plan.shortcut is None else graph.name_of(plan.shortcut.op),
-        backend=_backend())
+        backend=_backend(), samples=num_samples, seconds_per_sample=per_sample_done - started,
+        seconds_parts=parts_seconds, seconds_steps=finished - per_sample_done - parts_seconds)
     return maps, record
 
 

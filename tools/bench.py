@@ -18,7 +18,8 @@ contribution through the mixing layer, then every later layer at full size, and 
 both at the float32 matmul rate measured in the same run; module maps (`--module-size` channels
 per module, as many hybrids as the elementary maps) against elementary ones, the two
 interleaved, median of `--repeats` runs each (one run varies by +-15 % on a shared virtual
-machine); and, in a child
+machine), with where each kind's time went (samples through the model, module parts, steps:
+`InfluenceRecord`); and, in a child
 process per setting, hybrids/s and peak resident memory at `--scaling` pairs (64, 256, 1024).
 `--core-baseline` (default) also times per-channel `tfcf.hybrid` calls. The last line reads
 `influence: <ratio>x vs PyTorch peer`.
@@ -392,16 +393,18 @@ def bench_influence(args):
         tfcf.influence_maps(model, layer, z, **options)
         # the same number of hybrids both ways, interleaved, median of --repeats runs each:
         # one run of either varies by +-15 % on this shared virtual machine
-        elementary_times, module_times = [], []
+        elementary_times, module_times, records = [], [], {"elementary": [], "module": []}
         for _ in range(args.repeats):
             start = time.perf_counter()
-            tfcf.influence_maps(model, layer, z, num_pairs=args.pairs, progress=False,
-                                batch_size=args.batch_size)
+            _, record = tfcf.influence_maps(model, layer, z, num_pairs=args.pairs, progress=False,
+                                            batch_size=args.batch_size, return_record=True)
             elementary_times.append(time.perf_counter() - start)
+            records["elementary"].append(record)
             start = time.perf_counter()
             _, module_record = tfcf.influence_maps(model, layer, z, return_record=True,
                                                    **options)
             module_times.append(time.perf_counter() - start)
+            records["module"].append(module_record)
         elementary_rate = hybrids / float(np.median(elementary_times))
         module_rate = len(modules) * module_pairs / float(np.median(module_times))
         print(f"module maps ({len(modules)} modules of {args.module_size} channels, "
@@ -412,6 +415,15 @@ def bench_influence(args):
               f"{np.median(elementary_times):.2f} s (runs {_spread(elementary_times)}), "
               f"{elementary_rate:.0f} hybrids/s; modules = {module_rate / elementary_rate:.2f}x "
               "elementary")
+        for kind, runs in records.items():   # where the time went, medians over the runs
+            median = {name: float(np.median([getattr(r, name) for r in runs])) for name in (
+                "seconds_per_sample", "seconds_parts", "seconds_steps")}
+            steps_rate = runs[0].hybrids / median["seconds_steps"]
+            print(f"  {kind}: {runs[0].samples} samples through the model "
+                  f"{median['seconds_per_sample']:.3f} s (to the cut and the mixing layer, "
+                  f"originals, equal channels), module parts {median['seconds_parts']:.3f} s, "
+                  f"steps {median['seconds_steps']:.3f} s ({steps_rate:.0f} hybrids/s in the "
+                  "steps)")
 
     if args.scaling:
         print("scaling (a child process per setting, after a warm-up; peak resident memory "
