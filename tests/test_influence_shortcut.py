@@ -190,6 +190,71 @@ def test_variance_statistic_through_the_shortcut(latents):
     np.testing.assert_allclose(ours, generic, rtol=1e-4, atol=1e-6)
 
 
+def _modulated_model(post, seed=0):
+    """A style-modulated block (MobileStyleGAN's): the cut's channels times a per-sample scale
+    computed from z (``Multiply([scale, h])``), then ``post`` (linear channel-wise layers) and
+    the mixing layer "mix"."""
+    keras.utils.set_random_seed(seed)
+    z = keras.Input((8,), name="z")
+    h = layers.Reshape((4, 4, CHANNELS), name="reshape")(
+        layers.Dense(4 * 4 * CHANNELS, name="lin")(z))
+    h = layers.ReLU(name="cut")(h)
+    h = layers.LeakyReLU(0.2, name="act")(h)          # non-linear, before the scale: allowed
+    scale = layers.Reshape((1, 1, CHANNELS), name="style")(
+        layers.Dense(CHANNELS, name="affine")(z))
+    h = layers.Multiply(name="modulate")([scale, h])
+    return randomize_batchnorm(keras.Model(z, post(h), name="modulated"), seed)
+
+
+def modulated_depthwise(h):          # MobileStyleGAN: scale -> depthwise -> pointwise
+    h = layers.DepthwiseConv2D(3, padding="same", name="dw")(h)
+    h = layers.Conv2D(6, 1, name="mix")(h)
+    return _image(layers.LeakyReLU(0.2, name="after")(h))
+
+
+def modulated_direct(h):
+    h = layers.Conv2DTranspose(6, 4, strides=2, padding="same", name="mix")(h)
+    return _image(layers.ReLU(name="after")(h))
+
+
+def modulated_batchnorm_upsample(h):
+    h = layers.UpSampling2D(2, name="up")(layers.BatchNormalization(name="bn")(h))
+    h = layers.Conv2D(6, 3, padding="same", name="mix")(h)
+    return _image(layers.ReLU(name="after")(h))
+
+
+def modulated_flatten_dense(h):
+    h = layers.Dense(4 * 4 * 3, name="mix")(layers.Flatten(name="flat")(h))
+    h = layers.Reshape((4, 4, 3), name="unflat")(layers.ReLU(name="after")(h))
+    return layers.Activation("tanh", name="image")(h)
+
+
+@pytest.mark.parametrize("post", [modulated_depthwise, modulated_direct,
+                                  modulated_batchnorm_upsample, modulated_flatten_dense])
+def test_shortcut_through_a_per_sample_channel_scale(post, latents):
+    """A style modulation between the cut and the mixing layer: a hybrid's difference from its
+    base is the samples' difference without the scale times the base's scale (the source's
+    channels under the base's style), equal to the generic path; modules take the per-pair path
+    (a module's part depends on the base's scale)."""
+    model = _modulated_model(post)
+    from tfcf.graph import flat_graph
+    from tfcf.shortcut import find_shortcut
+    graph = flat_graph(model)
+    found = find_shortcut(graph, graph.resolve("cut")[0])
+    assert graph.name_of(found.scale.op) == "modulate" and "act" in found.passed
+    _assert_shortcut_equals_generic(model, "mix", latents, num_pairs=12)
+    _assert_shortcut_equals_generic(model, "mix", latents, num_pairs=12, channels=MODULES)
+
+
+def test_a_nonlinearity_after_the_scale_stops_the_shortcut(latents):
+    """scale -> LeakyReLU -> mix: the difference is no longer the scaled difference."""
+    model = _modulated_model(lambda h: _image(layers.Conv2D(6, 1, name="mix")(
+        layers.LeakyReLU(0.2, name="late")(h))))
+    assert shortcut_layer(model, "cut") is None
+    ours, record, generic = _both(model, latents, num_pairs=6)
+    assert record.method == "generic"
+
+
 def test_channel_classes_are_the_exact_classes_also_when_hashes_collide():
     """Equal channel values share an id, unequal ones never do: with the random hash, and with
     a hash that makes every sample collide (then each channel is classed by its bytes)."""

@@ -60,25 +60,27 @@ def test_synthesis_matches_openvino_on_four_samples():
 
 
 @needs_package
-@needs_package
 @pytest.mark.slow
 def test_linear_shortcut_inside_a_synthesis_block():
     """At Conv_387 (the modulated depthwise convolution of the 64-px block) the shortcut forms
-    the hybrids at the pointwise Conv_388 and equals the generic path (about 20 s); at the
-    blocks' LeakyReLU outputs it does not apply (the wavelet bands fan out)."""
+    the hybrids at the pointwise Conv_388; at a block's first LeakyReLU (LeakyRelu_409) it passes
+    the style modulation Mul_419 and the depthwise Conv_420 to the pointwise Conv_421; both equal
+    the generic path (about 40 s). At the blocks' last LeakyReLU outputs it does not apply (the
+    wavelet bands fan out)."""
     from tfcf.influence import shortcut_layer
 
     synthesis = mobile_stylegan.load_synthesis()
-    assert shortcut_layer(synthesis, "Conv_387") == "Conv_388"
     assert shortcut_layer(synthesis, "LeakyRelu_442") is None
     z = np.random.default_rng(0).standard_normal((4, 512)).astype("float32")
     styles = np.asarray(mobile_stylegan.load_mapping()(z))
     options = dict(channels=[[0], [5], [7, 9]], num_pairs=4, progress=False, batch_size=4)
-    ours, record = tfcf.influence_maps(synthesis, "Conv_387", styles, return_record=True,
-                                       **options)
-    generic = tfcf.influence_maps(synthesis, "Conv_387", styles, method="generic", **options)
-    assert record.shortcut == "Conv_388"
-    np.testing.assert_allclose(ours, generic, rtol=1e-4, atol=2e-5)
+    for cut, mixing in (("Conv_387", "Conv_388"), ("LeakyRelu_409", "Conv_421")):
+        assert shortcut_layer(synthesis, cut) == mixing
+        ours, record = tfcf.influence_maps(synthesis, cut, styles, return_record=True,
+                                           **options)
+        generic = tfcf.influence_maps(synthesis, cut, styles, method="generic", **options)
+        assert record.shortcut == mixing
+        np.testing.assert_allclose(ours, generic, rtol=1e-4, atol=2e-5)
 
 
 def test_cache_is_reused_then_rebuilt_when_the_package_files_change(private_cache, tmp_path,

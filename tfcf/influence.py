@@ -34,9 +34,13 @@ or a Flatten followed by a Dense. That layer is linear, so its output for the hy
 output for the base sample plus the contribution of the copied channels' differences ``source -
 base``, computed through the kernel rows of those channels only (a module's contribution is the
 sum of its channels'). An elementary hybrid thus skips almost all of that layer, often the
-largest of the generator. With at least as many pairs as samples, a module's part of that layer's
-output and the rest without it are computed once per sample, and a module hybrid is the base's
-rest plus the source's part. Hybrids that copy only channels equal in base and source (ids of
+largest of the generator. With at least as many pairs as samples, a module's part of that
+layer's output and the rest without it are computed once per sample, and a module hybrid is the
+base's rest plus the source's part. A per-sample channel scale on the way (a style modulation
+``x * s``, ``s`` [B, 1.., C] computed from the inputs, then linear channel-wise layers only) is
+passed too: the difference is taken without the scale and multiplied by the base's
+(:class:`tfcf.shortcut.Scale`), and module hybrids are formed pair by pair (a module's part then
+depends on the base). Hybrids that copy only channels equal in base and source (ids of
 exactly equal channel values per sample) count as unchanged: their maps are exactly zero on every
 path. The downstream part then runs as compiled code: the elementwise layers right after the
 hybrid fuse with its formation (XLA), and on TensorFlow a transposed convolution runs as a
@@ -261,13 +265,16 @@ class _Plan:
     """How hybrids are formed and run: the model cut into its parts, what crosses each cut."""
 
     kind: str                 # "linear" or "generic"
-    head: object              # Keras model: inputs -> swap point values (+ carried)
+    head: object              # Keras model: inputs -> swap point values (+ carried); with a
+                              # per-sample scale: its input from the cut (+ carried, the scale)
     middle: object            # Keras model: swap point -> mixing layer output (+ carried); linear
     rest: object              # FlatGraph of the part after the hybrid point
     flags: list               # per boundary, per state: has the batch axis
     absorbed: object          # tensor id in ``rest`` after the leading elementwise layers, or None
     taps: object = None       # Taps of the mixing layer (linear)
     shortcut: object = None   # Shortcut (linear)
+    scale_index: int = None   # position of the per-sample scale among the head's outputs
+    unscaled: object = None   # compiled: the head's first output -> swap values without the scale
 
 
 def _plan(graph, at, method):
@@ -283,14 +290,37 @@ def _plan(graph, at, method):
         (head, downstream), states = graph.segments([cut])
         middle = taps = None
     else:
-        boundaries = [[shortcut.swap], list(shortcut.op.outputs)]
+        # with a per-sample scale on the way, the head stops before it: the hybrids' differences
+        # are taken without the scale (``unscaled``), then scaled by the base's scale
+        scale = shortcut.scale
+        boundaries = [[shortcut.swap if scale is None else scale.before],
+                      list(shortcut.op.outputs)]
         (head, middle, downstream), states = graph.segments(boundaries)
         spatial = graph.specs[shortcut.swap].shape[1:-1]
         taps = taps_of(shortcut.op.operation, spatial, flatten=shortcut.flatten is not None)
     rest = flat_graph(downstream)
-    return _Plan("generic" if shortcut is None else "linear", head, middle, rest,
+    plan = _Plan("generic" if shortcut is None else "linear", head, middle, rest,
                  [[graph.batched(t) for t in state] for state in states], _absorbed(rest), taps,
                  shortcut)
+    if shortcut is not None and shortcut.scale is not None:
+        plan.scale_index = states[1].index(shortcut.scale.side)
+        plan.unscaled = _unscaled(graph, shortcut.scale.op.outputs[0], shortcut.swap)
+    return plan
+
+
+_UNSCALED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _unscaled(graph, scaled, swap):
+    """Compiled once per graph: the values at ``swap`` computed from those fed in for the scaled
+    tensor (the layers between the per-sample scale and the mixing layer, without the scale)."""
+    functions = _UNSCALED.setdefault(graph, {})
+    if (scaled, swap) not in functions:
+        def unscaled(values):
+            return graph.evaluate({scaled: values}, wanted=[swap])[0]
+
+        functions[scaled, swap] = _compile(unscaled)
+    return functions[scaled, swap]
 
 
 def _absorbed(rest):
@@ -390,6 +420,7 @@ class _Engine:
                  dense_parts=False):
         self.plan = plan
         self.precomputed = precomputed
+        self.scaled = plan.scale_index is not None
         self.statistic = statistic
         self.reduce_color = reduce_color
         self.num_masks = num_masks
@@ -485,7 +516,8 @@ class _Engine:
         parts = taps.finish(ops.reshape(y, (-1,) + spatial + (outputs,)))
         return ops.reshape(parts, (self.num_masks, -1) + tuple(parts.shape[1:]))
 
-    def _glue(self, values, classes, mixed, base, source, table, valid, kernel, contributions):
+    def _glue(self, values, classes, scale, mixed, base, source, table, valid, kernel,
+              contributions):
         ops = keras.ops
         # which channels differ between base and source: from the per-sample classes of exactly
         # equal channel values (_channel_classes), without reading the values
@@ -506,6 +538,8 @@ class _Engine:
             hybrids = ops.take(rests, base, axis=1) + ops.take(parts, source, axis=1)
         else:
             delta = ops.take(values, source, axis=0) - ops.take(values, base, axis=0)
+            if self.scaled:   # a per-sample channel scale before the mixing layer: the base's
+                delta = delta * ops.take(scale, base, axis=0)
             change = self._contribute(delta, table, self._rows(table, valid, kernel))
             hybrids = ops.take(mixed, base, axis=0)[None] + change
         shape = tuple(hybrids.shape[2:])
@@ -514,16 +548,16 @@ class _Engine:
     def _glue_forward(self, values, index):
         return self._absorb(keras.ops.take(values, index, axis=0))
 
-    def _step(self, base, source, weights, values, classes, mixed, originals, table, valid,
-              contributions, carried, shared):
+    def _step(self, base, source, weights, values, classes, scale, mixed, originals, table,
+              valid, contributions, carried, shared):
         ops = keras.ops
         # the kernel is read outside the fused glue: under a tf.distribute strategy (no XLA
         # for the step) the variables live on another device than the replica
         kernel = (self.plan.taps.kernel() if self.plan.taps is not None and not self.precomputed
                   else valid)
         kernel = ops.copy(kernel)   # a tensor: a (Keras or TF) variable is no tf.function argument
-        hybrids, present = self.glue(values, classes, mixed, base, source, table, valid, kernel,
-                                     contributions)
+        hybrids, present = self.glue(values, classes, scale, mixed, base, source, table, valid,
+                                     kernel, contributions)
         carried = [_tile(ops.take(c, base, axis=0), self.num_masks) for c in carried]
         outputs = self._downstream(hybrids, carried, shared)
         return self._reduce(outputs, ops.take(originals, base, axis=0), present, weights)
@@ -755,7 +789,12 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
 
     tensor = keras.ops.convert_to_tensor
     values = tensor(states[0])
-    classes = tensor(_channel_classes(keras.ops.convert_to_numpy(states[0])))
+    scale = tensor(np.ones((1,), dtype="float32"))   # no per-sample scale: unused
+    if plan.scale_index is not None:   # the swap point's values without the per-sample scale
+        values = plan.unscaled(values)
+        scale = keras.ops.reshape(tensor(states[plan.scale_index]), (num_samples,) + (1,) * (
+            len(values.shape) - 2) + (int(values.shape[-1]),))
+    classes = tensor(_channel_classes(keras.ops.convert_to_numpy(values)))
     if plan.kind == "linear":
         downstream = _runner(plan.middle)(states, batch_size, plan.flags[1], plan.flags[2])
         mixed = tensor(downstream[0])
@@ -775,7 +814,8 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
     # that share it (the order of the pairs changes only the order of the sums). Otherwise each
     # pair's difference goes through the module's kernel rows.
     precomputed = False
-    if plan.kind == "linear" and width > 1 and num_samples <= num_pairs:
+    if plan.kind == "linear" and width > 1 and num_samples <= num_pairs and (
+            plan.scale_index is None):   # a scale: a module's part depends on the base
         per_module = num_samples * math.prod(int(d) for d in mixed.shape[1:]) * 8   # part, rest
         fits = max(0, _PRECOMPUTED_BYTES // max(1, per_module))
         if fits >= 1:
@@ -789,7 +829,7 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
     # Wide modules' parts: one convolution of all channels with masked kernels (see _Engine)
     dense_parts = precomputed and 4 * width > num_channels
     key = (at, plan.kind, statistic, reduce_color, masks_per_step, width, pairs_per_step, xla,
-           precomputed, dense_parts)
+           precomputed, dense_parts, plan.scale_index)
     engine = _Engine.get(model, key, plan, statistic, reduce_color, masks_per_step,
                          pairs_per_step, xla, precomputed, dense_parts)
     # The originals through the same compiled code as the hybrids, in steps of the same size.
@@ -823,8 +863,8 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
             for start, stop in _index_ranges(num_pairs, pairs_per_step):
                 base, weights = _padded(base_index[start:stop].astype("int32"), pairs_per_step)
                 source, _ = _padded(source_index[start:stop].astype("int32"), pairs_per_step)
-                arguments = ((base, source, weights, values, classes, mixed, originals) + modules
-                             + (carried, shared))
+                arguments = ((base, source, weights, values, classes, scale, mixed, originals)
+                             + modules + (carried, shared))
                 partial = replicas.run(engine.step, arguments, split_args=(0, 1, 2))
                 totals = partial if totals is None else [t + p for t, p in zip(totals, partial)]
                 bar.update(len(rows) * (stop - start))

@@ -11,7 +11,11 @@ at the input of the first layer after the cut that mixes channels (:func:`find_s
 layer is linear: :class:`Taps` writes it (Dense, convolution, grouped, depthwise, separable or
 transposed convolution, Flatten + Dense) as a stride-s convolution of its padded input, so that a
 set of channels' contribution is a contraction over their kernel rows only
-(:meth:`Taps.restricted`). :func:`fast_transposed_call` runs transposed convolutions in the
+(:meth:`Taps.restricted`). One per-sample channel scale may sit on the way (a style modulation
+``x * s``, ``s`` [B, 1.., C] computed from the model inputs, followed by linear channel-wise
+layers only: :class:`Scale`): a hybrid's difference from its base is then the difference of the
+two samples' values without the scale, times the base's scale.
+:func:`fast_transposed_call` runs transposed convolutions in the
 forms that are fastest here (sub-pixel convolution for oneDNN, matrix product + overlap-add for
 XLA).
 """
@@ -26,7 +30,7 @@ import keras
 
 from tfcf.graph import flat_graph
 
-__all__ = ["Shortcut", "Taps", "conv_padded", "depth_to_space", "fast_transposed_call",
+__all__ = ["Scale", "Shortcut", "Taps", "conv_padded", "depth_to_space", "fast_transposed_call",
            "find_shortcut", "is_elementwise", "shortcut_layer", "taps_of"]
 
 
@@ -161,6 +165,42 @@ def _mixing(op, graph):
     return getattr(layer, "padding", "valid") in ("valid", "same", "causal")
 
 
+def _commutes_with_scales(op):
+    """True for a channel-preserving layer that is linear (affine): scaling each channel of its
+    input scales that channel of its output (less the bias) the same way."""
+    layer = op.operation
+    if isinstance(layer, (keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.ELU,
+                          keras.layers.PReLU)):
+        return False
+    if isinstance(layer, keras.layers.Activation):
+        return _linear_activation(layer)
+    return True   # batch norm, rescaling, identity, dropout, padding, cropping, reshapes, depthwise
+
+
+def _is_multiply(layer):
+    return isinstance(layer, keras.layers.Multiply) or (
+        type(layer).__name__ == "Multiply" and type(layer).__module__.startswith("keras."))
+
+
+def _scale_input(op, graph, tid, cut):
+    """The other input of ``op`` when ``op`` multiplies ``tid`` by a per-sample, per-channel scale
+    ([B, 1.., C], not computed from ``cut``: a style or class modulation), else None."""
+    if not _is_multiply(op.operation) or len(op.inputs) != 2 or tid not in op.inputs:
+        return None
+    if op.inputs[0] == op.inputs[1] or len(op.outputs) != 1:
+        return None
+    side = op.inputs[1] if op.inputs[0] == tid else op.inputs[0]
+    shape, spec = graph.specs[tid].shape, graph.specs[side]
+    if (not spec.batched or len(spec.shape) != len(shape) or spec.shape[-1] != shape[-1]
+            or any(d != 1 for d in spec.shape[1:-1])
+            or graph.specs[op.outputs[0]].shape != shape):
+        return None
+    ancestors = graph.ancestors_of([side], stop=[cut])
+    if side == cut or any(cut in graph.ops[index].inputs for index in ancestors):
+        return None
+    return side
+
+
 def _flattens(op, graph):
     """A Flatten (or Reshape to one axis) of a channels-last tensor with static shape."""
     shape = graph.specs[op.inputs[0]].shape
@@ -184,25 +224,60 @@ class Shortcut:
     op: object                # the graph op of the mixing layer
     flatten: object = None    # the Flatten/Reshape op before a Dense, or None
     passed: tuple = ()        # names of the channel-wise layers between the cut and ``swap``
+    scale: object = None      # Scale: a per-sample channel scale on the way, or None
 
 
-def find_shortcut(graph, cut):
+@dataclasses.dataclass
+class Scale:
+    """A per-sample, per-channel scale between the cut and the mixing layer (``op`` multiplies
+    ``before`` by ``side``, shape [B, 1.., C]; only linear channel-wise layers after it). A
+    hybrid's value at ``swap`` is then the base's value plus ``side[base]`` times the difference
+    of the two samples' values computed without the scale.
+
+    Example::
+
+        shortcut = find_shortcut(graph, graph.resolve("LeakyRelu_409")[0])
+        graph.name_of(shortcut.scale.op)                             # "Mul_419" (the style)
+    """
+
+    op: object                # the graph op of the multiplication
+    before: int               # tensor id: its input from the cut
+    side: int                 # tensor id: the scale [B, 1.., C]
+
+
+def find_shortcut(graph, cut, why=None):
     """The channel-mixing layer reached from tensor ``cut`` through channel-wise layers only:
-    a :class:`Shortcut`, or None.
+    a :class:`Shortcut`, or None. ``why``: a list that receives where and why the walk stopped.
 
     Example::
 
         graph = flat_graph(generator)
         shortcut = find_shortcut(graph, graph.resolve("main.7")[0])  # through ReLU main.8
+        reasons = []
+        find_shortcut(graph, graph.resolve("LeakyRelu_442")[0], why=reasons)   # None
+        reasons[0]    # "the output of Mul_456 is read by 2 ops (a fan-out)"
     """
-    tid, passed, fallback = cut, [], None
+    tid, passed, fallback, scale = cut, [], None, None
+    stop = "it reaches a model output"
     while tid not in graph.outputs:
         readers = graph.consumers(tid)
-        if len(readers) != 1 or readers[0].inputs != [tid]:
+        if len(readers) != 1:
+            where = graph.name_of(graph.ops[graph.producer[tid]]) if tid != cut else "the cut"
+            stop = f"the output of {where} is read by {len(readers)} ops (a fan-out)"
             break
-        op = readers[0]
+        op, name = readers[0], graph.name_of(readers[0])
+        if op.inputs != [tid]:    # one per-sample channel scale (a style modulation) may pass
+            side = _scale_input(op, graph, tid, cut) if scale is None else None
+            if side is None:
+                stop = (f"{name} ({type(op.operation).__name__}) combines it with other inputs "
+                        "(only one per-sample channel scale may pass)")
+                break
+            scale = Scale(op, tid, side)
+            passed.append(name)
+            tid = op.outputs[0]
+            continue
         if _mixing(op, graph):
-            shortcut = Shortcut(tid, op, None, tuple(passed))
+            shortcut = Shortcut(tid, op, None, tuple(passed), scale)
             if not _channel_preserving(op, graph):
                 return shortcut
             fallback = shortcut          # a depthwise convolution: look for a mixing layer after
@@ -210,12 +285,20 @@ def find_shortcut(graph, cut):
             after = graph.consumers(op.outputs[0])
             if (len(after) == 1 and isinstance(after[0].operation, keras.layers.Dense)
                     and _mixing(after[0], graph) and op.outputs[0] not in graph.outputs):
-                return Shortcut(tid, after[0], op, tuple(passed))
+                return Shortcut(tid, after[0], op, tuple(passed), scale)
+            stop = f"{name} flattens it for something other than one Dense layer"
             break
         elif not _channel_preserving(op, graph):
+            stop = f"{name} ({type(op.operation).__name__}) is neither channel-wise nor linear"
             break
-        passed.append(graph.name_of(op))
+        elif scale is not None and not _commutes_with_scales(op):
+            stop = (f"{name} ({type(op.operation).__name__}) is non-linear and follows the "
+                    "per-sample scale")
+            break
+        passed.append(name)
         tid = op.outputs[0]
+    if why is not None and fallback is None:
+        why.append(stop)
     return fallback
 
 

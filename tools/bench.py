@@ -188,7 +188,6 @@ def _torch_peer(path):
     """Child process: the PyTorch user's influence maps. Reads and writes ``path`` (npz)."""
     import pickle
 
-    import numpy as np
     import torch
 
     with open(path, "rb") as handle:
@@ -642,8 +641,8 @@ def bench_linear_region(args):
     """How much of a hybrid's work lies in the linear ops right after the cut: what any linear
     shortcut there could save at most, and what tfcf's shortcut takes."""
     from tfcf.graph import flat_graph
-    from tfcf.influence import shortcut_layer
     from tfcf.models.registry import load_generator
+    from tfcf.shortcut import find_shortcut
 
     spec = load_generator(args.model, layer=args.layer)
     graph = flat_graph(spec.model)
@@ -666,7 +665,6 @@ def bench_linear_region(args):
     linear = reach(_linear_in)
     total = sum(_layer_macs(op.operation) for op in tail)
     region = sum(_layer_macs(op.operation) for op in linear)
-    readers = graph.consumers(cut)
     print(f"model {spec.name}, cut {spec.layer}: {total / 1e9:.3f} GMAC per hybrid after the cut "
           f"({len(tail)} ops); the linear region right after it (ops linear in the cut's values, "
           f"other inputs fixed): {len(linear)} ops, {region / 1e9:.3f} GMAC = "
@@ -676,18 +674,42 @@ def bench_linear_region(args):
         f"{graph.name_of(op)} ({type(op.operation).__name__}, "
         f"{_layer_macs(op.operation) / 1e6:.1f} MMAC)" for op in heavy))
     print(f"  an ideal shortcut (the whole linear region free) would make a hybrid at most "
-          f"{total / max(1, total - region):.2f}x faster")
-    found = shortcut_layer(spec.model, spec.layer)
+          f"{total / max(1, total - region):.2f}x faster by multiply-adds")
+    # multiply-adds are not time: each op of the tail timed alone (eager, synchronised), on
+    # --samples samples, the second of two passes
+    import keras
+
+    inputs = graph.input_arrays(spec.sample_latent(args.samples, seed=0), "z")
+    feeds = dict(zip(graph.inputs, inputs))
+    feeds[cut] = graph.evaluate(feeds, wanted=[cut])[0]
+    in_tail, in_region = {id(op) for op in tail}, {id(op) for op in linear}
+    seconds = {"region": 0.0, "tail": 0.0}
+
+    def timed(op, call_args, kwargs):
+        start = time.perf_counter()
+        out = op.operation(*call_args, **kwargs)
+        for value in keras.tree.flatten(out):
+            keras.ops.convert_to_numpy(keras.ops.reshape(value, (-1,))[:1])
+        if id(op) in in_tail:
+            seconds["tail"] += time.perf_counter() - start
+            if id(op) in in_region:
+                seconds["region"] += time.perf_counter() - start
+        return out
+
+    for _ in range(2):
+        seconds.update(region=0.0, tail=0.0)
+        graph.evaluate(feeds, call=timed)
+    share = seconds["region"] / max(seconds["tail"], 1e-12)
+    print(f"  by time (each op alone, eager, {args.samples} samples; dispatch overhead weighs "
+          f"on small layers): the linear region "
+          f"{seconds['region']:.3f} s of the tail's {seconds['tail']:.3f} s = {share:.1%}: at "
+          f"most {1 / max(1e-12, 1 - share):.2f}x faster")
+    reasons = []
+    found = find_shortcut(graph, cut, why=reasons)
     if found is None:
-        why = (f"the cut is read by {len(readers)} ops" if len(readers) != 1 else
-               "the chain of single-reader channel-wise ops after the cut reaches no linear "
-               "channel-mixing layer (the first op that stops it: "
-               f"{graph.name_of(readers[0])}, {type(readers[0].operation).__name__} of "
-               f"{len(readers[0].inputs)} inputs, read by "
-               f"{len(graph.consumers(readers[0].outputs[0]))} ops)")
-        print(f"linear-region: tfcf's shortcut does not apply: {why}")
+        print(f"linear-region: tfcf's shortcut does not apply: {reasons[0]}")
     else:
-        print(f"linear-region: tfcf's shortcut forms the hybrids at {found}")
+        print(f"linear-region: tfcf's shortcut forms the hybrids at {graph.name_of(found.op)}")
 
 
 def main(argv=None):
@@ -735,6 +757,7 @@ def main(argv=None):
                                  help="share of a hybrid's work in the linear ops after a cut")
     region.add_argument("--model", default="face_dcgan")
     region.add_argument("--layer", default=None)
+    region.add_argument("--samples", type=int, default=4, help="samples for the per-op timing")
     args = parser.parse_args(argv)
     if args.command == "linear-region":
         bench_linear_region(args)
