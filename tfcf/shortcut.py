@@ -253,9 +253,9 @@ def find_shortcut(graph, cut, why=None):
 
         graph = flat_graph(generator)
         shortcut = find_shortcut(graph, graph.resolve("main.7")[0])  # through ReLU main.8
-        reasons = []
+        reasons, graph = [], flat_graph(mobile_stylegan.load_synthesis())
         find_shortcut(graph, graph.resolve("LeakyRelu_442")[0], why=reasons)   # None
-        reasons[0]    # "the output of Mul_456 is read by 2 ops (a fan-out)"
+        reasons[0]    # "the output of synthesis/Mul_456 is read by 2 ops (a fan-out)"
     """
     tid, passed, fallback, scale = cut, [], None, None
     stop = "it reaches a model output"
