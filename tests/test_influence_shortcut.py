@@ -251,6 +251,11 @@ def test_a_nonlinearity_after_the_scale_stops_the_shortcut(latents):
     model = _modulated_model(lambda h: _image(layers.Conv2D(6, 1, name="mix")(
         layers.LeakyReLU(0.2, name="late")(h))))
     assert shortcut_layer(model, "cut") is None
+    from tfcf.graph import flat_graph
+    from tfcf.shortcut import find_shortcut
+    graph, reasons = flat_graph(model), []
+    assert find_shortcut(graph, graph.resolve("cut")[0], why=reasons) is None
+    assert reasons == ["late (LeakyReLU) is non-linear and follows the per-sample scale"]
     ours, record, generic = _both(model, latents, num_pairs=6)
     assert record.method == "generic"
 
