@@ -4,8 +4,9 @@ training step under KERAS_BACKEND=jax.
 A fresh interpreter runs the same golden tests: the Keras backend is fixed at import. Only the
 tests whose code path differs by backend run again: graph cutting and hybrids (functional models
 are rebuilt per backend), influence maps (compiled steps, data-parallel distribution), one
-architecture per family (the rest share the same layers), the SDR penalty's gradient and a VAE
-step (jax.value_and_grad). The FID port is plain Keras layers already covered by the architectures
+architecture per family (the rest share the same layers), the linear shortcut through a
+per-sample channel scale (its own compiled function), the SDR penalty's gradient and a VAE step
+(jax.value_and_grad). The FID port is plain Keras layers already covered by the architectures
 (its weights test builds the whole network, 20 s under JAX, and is left to the TensorFlow run).
 """
 
@@ -31,6 +32,8 @@ def test_core_architectures_and_influence_pass_under_jax():
                "or began_g_skip or (hybrid_at_intermediate and tensorlayer)",
          str(HERE / "test_split_architectures.py"),
          str(HERE / "test_spectral.py") + "::test_sdr_penalty_value_and_gradient_match_numpy",
+         str(HERE / "test_influence_shortcut.py")
+         + "::test_shortcut_through_a_per_sample_channel_scale[depthwise]",
          str(HERE / "test_train.py") + "::test_vae_steps_reduce_the_loss"],
         cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=900,
     )

@@ -230,7 +230,8 @@ def modulated_flatten_dense(h):
 
 
 @pytest.mark.parametrize("post", [modulated_depthwise, modulated_direct,
-                                  modulated_batchnorm_upsample, modulated_flatten_dense])
+                                  modulated_batchnorm_upsample, modulated_flatten_dense],
+                         ids=["depthwise", "direct", "batchnorm_upsample", "flatten_dense"])
 def test_shortcut_through_a_per_sample_channel_scale(post, latents):
     """A style modulation between the cut and the mixing layer: a hybrid's difference from its
     base is the samples' difference without the scale times the base's scale (the source's
