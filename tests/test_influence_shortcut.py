@@ -229,9 +229,11 @@ def modulated_flatten_dense(h):
     return layers.Activation("tanh", name="image")(h)
 
 
-@pytest.mark.parametrize("post", [modulated_depthwise, modulated_direct,
-                                  modulated_batchnorm_upsample, modulated_flatten_dense],
-                         ids=["depthwise", "direct", "batchnorm_upsample", "flatten_dense"])
+@pytest.mark.parametrize("post", [
+    pytest.param(modulated_depthwise, id="depthwise"),
+    pytest.param(modulated_direct, id="direct", marks=pytest.mark.slow),   # as transposed_same
+    pytest.param(modulated_batchnorm_upsample, id="batchnorm_upsample", marks=pytest.mark.slow),
+    pytest.param(modulated_flatten_dense, id="flatten_dense")])
 def test_shortcut_through_a_per_sample_channel_scale(post, latents):
     """A style modulation between the cut and the mixing layer: a hybrid's difference from its
     base is the samples' difference without the scale times the base's scale (the source's
