@@ -263,6 +263,23 @@ def test_a_nonlinearity_after_the_scale_stops_the_shortcut(latents):
     assert record.method == "generic"
 
 
+def test_tfcf_keeps_no_model_alive(latents):
+    """The per-model caches (graphs, compiled engines and runners) are weak: a model a user
+    drops after computing maps, hybrids and modules with it is freed."""
+    import gc
+    import weakref
+
+    for build in (lambda: _model(transposed_same), lambda: _modulated_model(modulated_depthwise)):
+        model = build()
+        tfcf.influence_maps(model, "cut", latents, num_pairs=12, progress=False)
+        tfcf.influence_maps(model, "cut", latents, num_pairs=12, channels=MODULES, progress=False)
+        tfcf.hybrid(model, "cut", [0, 1], latents[:2], latents[2:4])
+        alive = weakref.ref(model)
+        del model
+        gc.collect()
+        assert alive() is None
+
+
 def test_channel_classes_are_the_exact_classes_also_when_hashes_collide():
     """Equal channel values share an id, unequal ones never do: with the random hash, and with
     a hash that makes every sample collide (then each channel is classed by its bytes)."""

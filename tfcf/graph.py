@@ -191,7 +191,7 @@ class FlatGraph:
 
     def __init__(self, model):
         functional = _as_functional(model)
-        self.model = model
+        self.name = model.name   # not the model: the per-model caches must not keep it alive
         self.ops: list[Op] = []
         self.specs: dict[int, TensorSpec] = {}
         self._ids = itertools.count()
@@ -307,7 +307,7 @@ class FlatGraph:
                 ]
             if len(leaf_matches) > 1:
                 raise ValueError(
-                    f"layer name {at!r} is ambiguous in model {self.model.name!r}: it names "
+                    f"layer name {at!r} is ambiguous in model {self.name!r}: it names "
                     f"{sorted(leaf_matches)}; use one of these qualified names."
                 )
             if not leaf_matches:
@@ -315,7 +315,7 @@ class FlatGraph:
                 close = difflib.get_close_matches(name, valid, n=3)
                 hint = f" Did you mean {close}?" if close else ""
                 raise ValueError(
-                    f"unknown layer {at!r} in model {self.model.name!r}.{hint} "
+                    f"unknown layer {at!r} in model {self.name!r}.{hint} "
                     f"Valid layer names: {valid}"
                 )
             candidates = self._by_name[leaf_matches[0]]
@@ -340,7 +340,7 @@ class FlatGraph:
         ops = self.resolve_ops(at)
         if len(ops) != 1:
             raise ValueError(
-                f"layer {at!r} is called {len(ops)} times in model {self.model.name!r}; name one "
+                f"layer {at!r} is called {len(ops)} times in model {self.name!r}; name one "
                 f"call: {', '.join(self.name_of(op) for op in ops)}"
             )
         return ops[0]
@@ -421,7 +421,7 @@ class FlatGraph:
         for array, tid in zip(arrays, self.inputs):
             if self.specs[tid].batched:
                 return len(array)
-        raise ValueError(f"model {self.model.name!r} has no input with a batch axis")
+        raise ValueError(f"model {self.name!r} has no input with a batch axis")
 
     # ---------------------------------------------------------------- cutting
     def ancestors_of(self, tids, stop=()):
@@ -542,7 +542,7 @@ class FlatGraph:
                 # Keras builds a proper node for it.
                 tensor = keras.layers.Identity(name=_input_name("pass " + self.specs[tid].description, used_names))(tensor)
             outputs.append(tensor)
-        name = f"{self.model.name}_segment{position}"
+        name = f"{self.name}_segment{position}"
         return keras.Model(
             inputs=inputs[0] if len(inputs) == 1 else inputs,
             outputs=outputs[0] if len(outputs) == 1 else outputs,

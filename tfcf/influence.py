@@ -316,8 +316,10 @@ def _unscaled(graph, scaled, swap):
     tensor (the layers between the per-sample scale and the mixing layer, without the scale)."""
     functions = _UNSCALED.setdefault(graph, {})
     if (scaled, swap) not in functions:
+        owner = weakref.ref(graph)   # the cache must not keep the graph (and its model) alive
+
         def unscaled(values):
-            return graph.evaluate({scaled: values}, wanted=[swap])[0]
+            return owner().evaluate({scaled: values}, wanted=[swap])[0]
 
         functions[scaled, swap] = _compile(unscaled)
     return functions[scaled, swap]

@@ -311,7 +311,8 @@ def shortcut_layer(model, at):
         tfcf.influence.shortcut_layer(generator, "main.7")     # "main.9": ReLU main.8 commutes
 
     None means the generic path: the layer's output is read by several layers (a skip
-    connection), or no linear channel-mixing layer follows it through channel-wise layers only.
+    connection), or no linear channel-mixing layer follows it through channel-wise layers (and
+    at most one per-sample channel scale) only; ``find_shortcut(..., why=[])`` says which.
     """
     graph = flat_graph(model)
     cut = graph.resolve(at)
