@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 import tfcf
-from tfcf.influence import shortcut_layer
+from tfcf.graph import flat_graph
+from tfcf.influence import _channel_classes, shortcut_layer
+from tfcf.shortcut import find_shortcut
 
 from conftest import randomize_batchnorm
 
@@ -240,8 +242,6 @@ def test_shortcut_through_a_per_sample_channel_scale(post, latents):
     channels under the base's style), equal to the generic path; modules take the per-pair path
     (a module's part depends on the base's scale)."""
     model = _modulated_model(post)
-    from tfcf.graph import flat_graph
-    from tfcf.shortcut import find_shortcut
     graph = flat_graph(model)
     found = find_shortcut(graph, graph.resolve("cut")[0])
     assert graph.name_of(found.scale.op) == "modulate" and "act" in found.passed
@@ -254,8 +254,6 @@ def test_a_nonlinearity_after_the_scale_stops_the_shortcut(latents):
     model = _modulated_model(lambda h: _image(layers.Conv2D(6, 1, name="mix")(
         layers.LeakyReLU(0.2, name="late")(h))))
     assert shortcut_layer(model, "cut") is None
-    from tfcf.graph import flat_graph
-    from tfcf.shortcut import find_shortcut
     graph, reasons = flat_graph(model), []
     assert find_shortcut(graph, graph.resolve("cut")[0], why=reasons) is None
     assert reasons == ["late (LeakyReLU) is non-linear and follows the per-sample scale"]
@@ -283,7 +281,6 @@ def test_tfcf_keeps_no_model_alive(latents):
 def test_channel_classes_are_the_exact_classes_also_when_hashes_collide():
     """Equal channel values share an id, unequal ones never do: with the random hash, and with
     a hash that makes every sample collide (then each channel is classed by its bytes)."""
-    from tfcf.influence import _channel_classes
     rng = np.random.default_rng(3)
     for dtype in ("float32", "float64", "float16"):
         values = rng.standard_normal((9, 4, 3, 6)).astype(dtype)
@@ -313,7 +310,6 @@ def test_channels_equal_in_every_sample_have_exactly_zero_influence(latents):
     kernel.reshape(8, -1, CHANNELS)[:, :, :2] = 0.0
     bias.reshape(-1, CHANNELS)[:, 1] = -0.0              # ReLU gives -0.0 or 0.0: equal
     lin.set_weights([kernel, bias])
-    from tfcf.influence import _channel_classes
     values = tfcf.split(model, "cut").head.predict(latents, verbose=0)
     classes = _channel_classes(values)
     assert (classes[:, :2] == 0).all() and len(np.unique(classes[:, 2])) == len(latents)
