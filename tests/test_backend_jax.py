@@ -5,7 +5,8 @@ A fresh interpreter runs the same golden tests: the Keras backend is fixed at im
 tests whose code path differs by backend run again: graph cutting and hybrids (functional models
 are rebuilt per backend), influence maps (compiled steps, data-parallel distribution), one
 architecture per family (the rest share the same layers), the linear shortcut through a
-per-sample channel scale (its own compiled function), the SDR penalty's gradient and a VAE step
+per-sample channel scale (its own compiled function) and modules that partition the channels
+(the layer's output assembled from their parts), the SDR penalty's gradient and a VAE step
 (jax.value_and_grad). The FID port is plain Keras layers already covered by the architectures
 (its weights test builds the whole network, 20 s under JAX, and is left to the TensorFlow run).
 """
@@ -34,6 +35,7 @@ def test_core_architectures_and_influence_pass_under_jax():
          str(HERE / "test_spectral.py") + "::test_sdr_penalty_value_and_gradient_match_numpy",
          str(HERE / "test_influence_shortcut.py")
          + "::test_shortcut_through_a_per_sample_channel_scale[depthwise]",
+         str(HERE / "test_influence_shortcut.py") + "::test_modules_that_partition_the_channels[wide]",
          str(HERE / "test_train.py") + "::test_vae_steps_reduce_the_loss"],
         cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=900,
     )

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import tfcf
+from tfcf import influence
 from tfcf.graph import flat_graph
 from tfcf.influence import _channel_classes, shortcut_layer
 from tfcf.shortcut import find_shortcut
@@ -174,6 +175,32 @@ def test_narrow_modules_through_their_kernel_rows(chain, latents):
     rows (wide ones from one masked convolution, as in the tests above)."""
     model = _model(chain, channels=12)
     _assert_shortcut_equals_generic(model, "mix", latents, num_pairs=12, channels=[[0, 7], [3], [11, 2], [5, 6]])
+
+
+@pytest.mark.parametrize("chain, channels, modules", [
+    pytest.param(transposed_same, CHANNELS, [[0, 2], [1, 3, 4]], id="wide"),   # masked kernels
+    pytest.param(flatten_dense, CHANNELS, [[4, 0], [2], [1, 3]], id="flatten_dense"),
+    pytest.param(separable, 12, [[2 * i + 1, 2 * i] for i in range(6)], id="narrow"),  # own rows
+])
+def test_modules_that_partition_the_channels(chain, channels, modules, latents, monkeypatch):
+    """Modules that partition the cut's channels (as NMF's do): the mixing layer's output is
+    the sum of the modules' precomputed parts and the layer's bias, so the model runs once per
+    sample, to the cut, and never through the mixing layer; the maps equal the generic path."""
+    model = _model(chain, channels=channels)
+    mix = model.get_layer("mix")
+    mix.bias.assign(np.random.default_rng(4).normal(size=mix.bias.shape).astype("float32"))
+    runs = []
+    runner = influence._runner
+    monkeypatch.setattr(influence, "_runner", lambda part: runs.append(part) or runner(part))
+    ours, record = tfcf.influence_maps(model, "cut", latents, num_pairs=12, channels=modules,
+                                       seed=3, batch_size=64, progress=False,
+                                       return_record=True)
+    assert record.method == "linear" and record.seconds_parts > 0
+    assert len(runs) == 1                     # the head only
+    generic = tfcf.influence_maps(model, "cut", latents, num_pairs=12, channels=modules, seed=3,
+                                  batch_size=64, progress=False, method="generic")
+    assert generic.max() > 1e-3
+    np.testing.assert_allclose(ours, generic, rtol=1e-4, atol=1e-5)
 
 
 def test_module_maps_per_pair_path(latents):

@@ -446,6 +446,7 @@ class _Engine:
         self.contributions = _compile(self._contributions, xla=xla and not (
             dense_parts and backend == "tensorflow" and plan.taps.kernel_size
             and plan.taps.kind != "flat_dense"))
+        self.assemble = _compile(self._assemble, xla=xla)
 
     @classmethod
     def get(cls, model, key, *args):
@@ -484,15 +485,29 @@ class _Engine:
         parts = taps.finish(ops.reshape(parts, (-1,) + tuple(parts.shape[2:])))
         return ops.reshape(parts, (self.num_masks, -1) + tuple(parts.shape[1:]))
 
-    def _contributions(self, values, mixed, table, valid):
-        """Precomputed mode: each module's contribution for every sample [M, N, ...], and the
-        rest of the mixing layer's output without it (``mixed - contribution``)."""
+    def _contributions(self, values, table, valid):
+        """Precomputed mode: each module's contribution for every sample [M, N, ...] (the
+        mixing layer's output from the module's channels alone, without the bias)."""
         kernel = self.plan.taps.kernel()
         if self.dense_parts:
-            parts = self._masked_parts(values, table, valid, kernel)
-        else:
-            parts = self._contribute(values, table, self._rows(table, valid, kernel))
-        return parts, mixed[None] - parts
+            return self._masked_parts(values, table, valid, kernel)
+        return self._contribute(values, table, self._rows(table, valid, kernel))
+
+    def _assemble(self, parts, weights):
+        """The mixing layer's output [N, ...] from the parts of modules that partition its input
+        channels: the sum of the blocks' parts ``parts[i]`` [M, N, ...] weighted by
+        ``weights[i]`` [M] (0 for a block's padding), plus the bias (the layer is affine: its
+        output is the sum of its channels' contributions and the bias)."""
+        ops, layer = keras.ops, self.plan.taps.layer
+        total = None
+        for block, weight in zip(parts, weights):
+            weight = ops.reshape(ops.cast(weight, block.dtype),
+                                 (-1,) + (1,) * (len(block.shape) - 1))
+            block = ops.sum(block * weight, axis=0)
+            total = block if total is None else total + block
+        if getattr(layer, "use_bias", False) and getattr(layer, "bias", None) is not None:
+            total = total + ops.cast(layer.bias, total.dtype)
+        return total
 
     def _masked_parts(self, values, table, valid, kernel):
         """Each module's contribution as one convolution (or matrix product) of all channels
@@ -535,9 +550,10 @@ class _Engine:
         present = ops.take(differs, ops.reshape(table, (-1,)), axis=-1)
         present = ops.reshape(present, (-1,) + tuple(table.shape)) * valid[None]
         present = ops.transpose(ops.max(present, axis=-1), (1, 0)) > 0          # [M, P]
-        if self.precomputed:   # base's rest plus source's part
-            parts, rests = contributions
-            hybrids = ops.take(rests, base, axis=1) + ops.take(parts, source, axis=1)
+        if self.precomputed:   # base's output less its part, plus the source's part
+            parts = contributions
+            hybrids = (ops.take(mixed, base, axis=0)[None] - ops.take(parts, base, axis=1)
+                       + ops.take(parts, source, axis=1))
         else:
             delta = ops.take(values, source, axis=0) - ops.take(values, base, axis=0)
             if self.scaled:   # a per-sample channel scale before the mixing layer: the base's
@@ -797,35 +813,32 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
         scale = keras.ops.reshape(tensor(states[plan.scale_index]), (num_samples,) + (1,) * (
             len(values.shape) - 2) + (int(values.shape[-1]),))
     classes = tensor(_channel_classes(keras.ops.convert_to_numpy(values)))
+    width = 0
     if plan.kind == "linear":
-        downstream = _runner(plan.middle)(states, batch_size, plan.flags[1], plan.flags[2])
-        mixed = tensor(downstream[0])
         table, valid = _module_table(masks)
         width = table.shape[1]
-    else:
-        downstream = states
-        mixed = values
-        width = 0
-    carried, shared = _split_shared(downstream[1:], plan.flags[-1][1:])
-    carried = [tensor(c) for c in carried]
     # Modules of several channels, with at least as many pairs as samples: each module's part
-    # of the mixing layer's output and the rest without it are computed once per sample (a
-    # block of modules at a time, within _PRECOMPUTED_BYTES) and each hybrid is rest(base) +
-    # part(source): no arithmetic per hybrid. A step then takes many pairs of few modules, in
-    # the order of their sources, so that a source's part is read from the cache by the pairs
-    # that share it (the order of the pairs changes only the order of the sums). Otherwise each
-    # pair's difference goes through the module's kernel rows.
-    precomputed = False
+    # of the mixing layer's output is computed once per sample (a block of modules at a time,
+    # within _PRECOMPUTED_BYTES) and each hybrid is output(base) - part(base) + part(source):
+    # no arithmetic per hybrid. A step then takes many pairs of few modules, in the order of
+    # their bases, so that a base's output and part are read from the cache by the pairs that
+    # share it (the order of the pairs changes only the order of the sums). When the modules
+    # partition the layer's channels (NMF modules do) and all their parts fit, the mixing
+    # layer's output itself is the sum of the parts and the bias: no pass through the layer.
+    # Otherwise each pair's difference goes through the module's kernel rows.
+    precomputed = from_parts = False
     if plan.kind == "linear" and width > 1 and num_samples <= num_pairs and (
             plan.scale_index is None):   # a scale: a module's part depends on the base
-        per_module = num_samples * math.prod(int(d) for d in mixed.shape[1:]) * 8   # part, rest
-        fits = max(0, _PRECOMPUTED_BYTES // max(1, per_module))
+        per_module = num_samples * math.prod(int(d) for d in plan.middle.outputs[0].shape[1:])
+        fits = max(0, _PRECOMPUTED_BYTES // max(1, 4 * per_module))
         if fits >= 1:
             precomputed = True
             pairs_per_step = min(num_pairs, batch_size)
             masks_per_step = max(1, min(num_maps, fits, batch_size // pairs_per_step))
-            order = np.lexsort((base_index, source_index))
+            order = np.lexsort((source_index, base_index))
             base_index, source_index = base_index[order], source_index[order]
+            from_parts = (fits >= num_maps and bool(np.all(masks.sum(axis=0) == 1))
+                          and len(plan.middle.inputs) == 1 and len(plan.middle.outputs) == 1)
     # XLA fuses the hybrids' formation; not under a strategy (variables on another device)
     xla = strategy is None
     # Wide modules' parts: one convolution of all channels with masked kernels (see _Engine)
@@ -834,6 +847,28 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
            precomputed, dense_parts, plan.scale_index)
     engine = _Engine.get(model, key, plan, statistic, reduce_color, masks_per_step,
                          pairs_per_step, xla, precomputed, dense_parts)
+    blocks = []   # (maps, the maps padded to masks_per_step) of each step's block of maps
+    for first, last in _index_ranges(num_maps, masks_per_step):
+        rows = np.arange(first, last)
+        blocks.append((rows, np.concatenate([rows, np.full(masks_per_step - len(rows),
+                                                           rows[-1])])))
+    parts, parts_seconds = {}, 0.0
+    if from_parts:
+        before = time.time()
+        for index, (_, padded) in enumerate(blocks):
+            parts[index] = engine.contributions(values, table[padded], valid[padded])
+        weights = [(np.arange(masks_per_step) < len(rows)).astype("float32")
+                   for rows, _ in blocks]
+        downstream = [engine.assemble([parts[i] for i in range(len(blocks))], weights)]
+        parts_seconds = _ready(downstream[0]) - before
+    elif plan.kind == "linear":
+        downstream = _runner(plan.middle)(states, batch_size, plan.flags[1], plan.flags[2])
+    else:
+        downstream = states
+    upfront_parts = parts_seconds
+    mixed = tensor(downstream[0]) if plan.kind == "linear" else values
+    carried, shared = _split_shared(downstream[1:], plan.flags[-1][1:])
+    carried = [tensor(c) for c in carried]
     # The originals through the same compiled code as the hybrids, in steps of the same size.
     chunk = masks_per_step * pairs_per_step
     originals = []
@@ -842,20 +877,20 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
         originals.append(engine.forward(index, mixed, carried, shared)[: stop - start])
     originals = keras.ops.concatenate(originals) if len(originals) > 1 else originals[0]
     per_sample_done = _ready(originals)
-    parts_seconds = 0.0
 
     replicas = _Replicas(strategy)
     with progress_bar(num_maps * num_pairs, progress, f"influence maps ({num_maps})",
                       "hybrid") as bar:
-        for first, last in _index_ranges(num_maps, masks_per_step):
-            rows = np.arange(first, last)
-            padded = np.concatenate([rows, np.full(masks_per_step - len(rows), rows[-1])])
+        for index, (rows, padded) in enumerate(blocks):
+            last = rows[-1] + 1
             if plan.kind == "linear":
                 modules = (table[padded], valid[padded])
                 if precomputed:
-                    before = time.time()
-                    modules += (engine.contributions(values, mixed, *modules),)
-                    parts_seconds += _ready(modules[-1][0]) - before
+                    if index not in parts:
+                        before = time.time()
+                        parts[index] = engine.contributions(values, *modules)
+                        parts_seconds += _ready(parts[index]) - before
+                    modules += (parts.pop(index),)
                 else:
                     modules += (modules[1],)
             else:
@@ -884,8 +919,10 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
         hybrids=num_maps * num_pairs, maps_per_step=masks_per_step,
         pairs_per_step=pairs_per_step, seconds=time.time() - started,
         shortcut=None if plan.shortcut is None else graph.name_of(plan.shortcut.op),
-        backend=_backend(), samples=num_samples, seconds_per_sample=per_sample_done - started,
-        seconds_parts=parts_seconds, seconds_steps=finished - per_sample_done - parts_seconds)
+        backend=_backend(), samples=num_samples,
+        seconds_per_sample=per_sample_done - started - upfront_parts,
+        seconds_parts=parts_seconds,
+        seconds_steps=finished - per_sample_done - (parts_seconds - upfront_parts))
     return maps, record
 
 
