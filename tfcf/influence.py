@@ -35,10 +35,12 @@ output for the base sample plus the contribution of the copied channels' differe
 base``, computed through the kernel rows of those channels only (a module's contribution is the
 sum of its channels'). An elementary hybrid thus skips almost all of that layer, often the
 largest of the generator. With at least as many pairs as samples, a module's part of that
-layer's output and the rest without it are computed once per sample, and a module hybrid is the
-base's rest plus the source's part. A per-sample channel scale on the way (a style modulation
-``x * s``, ``s`` [B, 1.., C] computed from the inputs, then linear channel-wise layers only) is
-passed too: the difference is taken without the scale and multiplied by the base's
+layer's output is computed once per sample, and a module hybrid is the base's output less the
+base's part plus the source's part; when the modules partition the layer's channels (NMF modules
+do), the layer's output itself is the sum of the parts and the bias. A per-sample channel
+scale on the way (a style modulation ``x * s``, ``s`` [B, 1.., C] computed from the inputs, then
+linear channel-wise layers only) is passed too: the difference is taken without the scale and
+multiplied by the base's
 (:class:`tfcf.shortcut.Scale`), and module hybrids are formed pair by pair (a module's part then
 depends on the base). Hybrids that copy only channels equal in base and source (ids of
 exactly equal channel values per sample) count as unchanged: their maps are exactly zero on every
