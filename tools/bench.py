@@ -419,8 +419,9 @@ def bench_influence(args):
                 "seconds_per_sample", "seconds_parts", "seconds_steps")}
             steps_rate = runs[0].hybrids / median["seconds_steps"]
             print(f"  {kind}: {runs[0].samples} samples through the model "
-                  f"{median['seconds_per_sample']:.3f} s (to the cut and the mixing layer, "
-                  f"originals, equal channels), module parts {median['seconds_parts']:.3f} s, "
+                  f"{median['seconds_per_sample']:.3f} s (to the cut, through the mixing "
+                  f"layer unless the module parts give its output, originals, equal channels), "
+                  f"module parts {median['seconds_parts']:.3f} s, "
                   f"steps {median['seconds_steps']:.3f} s ({steps_rate:.0f} hybrids/s in the "
                   "steps)")
 
