@@ -361,3 +361,67 @@ def test_nonlinearity_before_mixing_stops_the_shortcut():
     _, record = tfcf.influence_maps(model, "cut", z, num_pairs=4, progress=False,
                                     return_record=True)
     assert record.method == "generic" and record.shortcut is None
+
+
+def _two_transposed_model(seed=0):
+    """Two inputs (the cut's values, a per-sample code) -> a downstream part with two transposed
+    convolutions: an elementwise layer between them, a skip from before the first to after it,
+    the code read after both, and the last transposed convolution's output as the output;
+    non-zero biases and an activation inside the second."""
+    keras.utils.set_random_seed(seed)
+    x = keras.Input((4, 4, CHANNELS), name="x")
+    code = keras.Input((8,), name="code")
+    h = layers.Conv2DTranspose(6, 4, strides=2, padding="same", name="up1")(x)
+    skip = layers.Conv2D(6, 1, name="skip")(layers.UpSampling2D(2, name="skip_up")(x))
+    h = layers.Add(name="join")([layers.LeakyReLU(0.2, name="act")(h), skip])
+    h = layers.Conv2DTranspose(4, 3, strides=2, padding="same", activation="tanh", name="up2")(h)
+    shift = layers.Reshape((1, 1, 4), name="shift")(layers.Dense(4, name="code_dense")(code))
+    h = layers.Add(name="shifted")([h, shift])
+    out = layers.Conv2DTranspose(3, 4, strides=1, padding="same", name="to_rgb")(
+        layers.ReLU(name="after")(h))
+    model = keras.Model([x, code], out, name="two_transposed")
+    rng = np.random.default_rng(seed)
+    for name in ("up1", "up2", "to_rgb"):            # biases are zero when built
+        bias = model.get_layer(name).bias
+        bias.assign(rng.normal(size=bias.shape).astype("float32"))
+    return model
+
+
+def test_pieces_around_the_transposed_products_equal_the_whole_graph():
+    """TensorFlow runs a downstream part in XLA pieces between its transposed convolutions'
+    matrix products (oneDNN's): the same values as the graph run whole, with tensors crossing a
+    product (a skip, a second input) carried over and a product's output as the model output."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("XLA pieces are TensorFlow's")
+    import tensorflow as tf
+
+    from tfcf.influence import _Pieces
+
+    model = _two_transposed_model()
+    graph = flat_graph(model)
+    pieces = _Pieces.of(graph, list(graph.inputs))
+    assert [taps.layer.name for taps in pieces.products] == ["up1", "up2", "to_rgb"]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 4, 4, CHANNELS)).astype("float32")
+    code = rng.normal(size=(3, 8)).astype("float32")
+    ours = tf.function(lambda a, b: pieces([a, b]))(x, code)[0]
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(model([x, code])), rtol=1e-5, atol=1e-5)
+    # the first product right at the input: no piece before it (no copy of its input)
+    x_in = keras.Input((4, 4, CHANNELS))
+    first = flat_graph(keras.Model(x_in, layers.ReLU()(model.get_layer("up1")(x_in))))
+    assert _Pieces.of(first, list(first.inputs)).pieces[0][0] is None
+    # no transposed convolution: nothing to split
+    plain = flat_graph(keras.Model(model.inputs[0], model.get_layer("skip").output))
+    assert _Pieces.of(plain, list(plain.inputs)) is None
+
+
+def test_influence_maps_in_pieces_equal_the_whole_step(latents, monkeypatch):
+    """The same maps whether the downstream transposed convolutions run in pieces or inside one
+    XLA step."""
+    model = _model(transposed_valid)
+    options = dict(num_pairs=12, seed=3, batch_size=64, progress=False)
+    ours = tfcf.influence_maps(model, "cut", latents, **options)
+    monkeypatch.setattr(influence._Pieces, "of", classmethod(lambda cls, graph, starts: None))
+    influence._ENGINES.pop(model, None)
+    whole = tfcf.influence_maps(model, "cut", latents, **options)
+    np.testing.assert_allclose(ours, whole, rtol=1e-5, atol=1e-6)

@@ -31,7 +31,8 @@ import keras
 from tfcf.graph import flat_graph
 
 __all__ = ["Scale", "Shortcut", "Taps", "conv_padded", "depth_to_space", "fast_transposed_call",
-           "find_shortcut", "is_elementwise", "shortcut_layer", "taps_of"]
+           "find_shortcut", "finish_transposed", "is_elementwise", "shortcut_layer", "taps_of",
+           "transposed_taps"]
 
 
 # ----------------------------------------------------------------------------- layout helpers
@@ -443,11 +444,15 @@ class Taps:
     def apply_matmul(self, x, matrix):
         """Transposed convolution as one matrix product and an overlap-add of its Q^d shifted
         pieces (no flip, no wasted taps for k divisible by s): what XLA computes fastest."""
+        columns = keras.ops.matmul(keras.ops.reshape(x, (-1, int(x.shape[-1]))), matrix)
+        return self.overlap(columns)
+
+    def overlap(self, columns):
+        """The second half of :meth:`apply_matmul`: its matrix product ``columns``
+        [B * in..., (Q_1..Q_d, s_1..s_d, O)] overlap-added into the layer's output (no bias)."""
         ops, count = keras.ops, len(self.kernel_size)
-        channels = int(x.shape[-1])
-        columns = ops.matmul(ops.reshape(x, (-1, channels)), matrix)
         columns = ops.reshape(columns, (-1,) + self.in_shape + tuple(self.kernel_size)
-                              + (int(matrix.shape[-1]) // math.prod(self.kernel_size),))
+                              + (int(columns.shape[-1]) // math.prod(self.kernel_size),))
         total = None
         for shift in itertools.product(*(range(q) for q in self.kernel_size)):
             piece = columns[(slice(None),) * (count + 1) + shift]
@@ -577,6 +582,29 @@ def fast_transposed_call(graph, form):
     """
     if form is None:
         return None
+    plans = transposed_taps(graph, form)
+    if not plans:
+        return None
+
+    def call(op, args, kwargs):
+        taps = plans.get(id(op))
+        if taps is None:
+            return None
+        if form == "matmul":
+            return finish_transposed(taps, taps.apply_matmul(args[0], taps.matrix()))
+        return finish_transposed(taps, taps.apply(args[0], taps.kernel()))
+
+    return call
+
+
+def transposed_taps(graph, form):
+    """``{id(op): Taps}`` of the transposed convolutions of ``graph`` that
+    :func:`fast_transposed_call` runs in ``form`` ("matmul" or "conv") instead of the layer.
+
+    Example::
+
+        plans = transposed_taps(flat_graph(tail), "matmul")   # {id(op): Taps, ...}
+    """
     plans = {}
     for op in graph.ops:
         layer = op.operation
@@ -589,19 +617,16 @@ def fast_transposed_call(graph, form):
                 and not getattr(layer, "quantization_mode", None)
                 and str(layer.compute_dtype) == "float32"):
             plans[id(op)] = taps_of(layer, shape[1:-1])
-    if not plans:
-        return None
+    return plans
 
-    def call(op, args, kwargs):
-        taps = plans.get(id(op))
-        if taps is None:
-            return None
-        if form == "matmul":
-            out = taps.apply_matmul(args[0], taps.matrix())
-        else:
-            out = taps.apply(args[0], taps.kernel())
-        if taps.layer.use_bias:
-            out = out + taps.layer.bias
-        return out if _linear_activation(taps.layer) else taps.layer.activation(out)
 
-    return call
+def finish_transposed(taps, out):
+    """A transposed convolution's output ``out`` (without bias) -> the layer's: bias, activation.
+
+    Example::
+
+        y = finish_transposed(taps, taps.apply_matmul(x, taps.matrix()))   # == layer(x)
+    """
+    if taps.layer.use_bias:
+        out = out + taps.layer.bias
+    return out if _linear_activation(taps.layer) else taps.layer.activation(out)
