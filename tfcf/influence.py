@@ -520,12 +520,10 @@ class _Engine:
         # layers after it, and oneDNN runs the rest. JAX: always all of it.
         # TensorFlow, a part compiled whole with transposed convolutions in it: XLA pieces
         # around their matrix products, which oneDNN computes faster (_Pieces; face DCGAN steps
-        # 0.72 s instead of 0.79 s). Not for precomputed modules: there a hybrid is only the sum
-        # of three gathered tensors, which XLA forms faster inside the whole step (0.77 s whole,
-        # 0.94 s in pieces).
+        # 0.72 s instead of 0.79 s).
         self.whole, form = _compiled_form(plan.rest, xla)
         self.pieces = None
-        if self.whole and backend == "tensorflow" and not precomputed:
+        if self.whole and backend == "tensorflow":
             self.pieces = _Pieces.of(plan.rest, [plan.absorbed if plan.absorbed is not None
                                                  else plan.rest.inputs[0]]
                                      + list(plan.rest.inputs[1:]))
@@ -679,16 +677,17 @@ class _Engine:
                                      kernel, contributions)
         carried = [_tile(ops.take(c, base, axis=0), self.num_masks) for c in carried]
         outputs = self._downstream(hybrids, carried, shared)
-        return self.reduce(outputs, ops.take(originals, base, axis=0), present, weights)
+        return self.reduce(outputs, originals, base, present, weights)
 
     def _forward(self, index, values, carried, shared):
         hybrids = self.glue_forward(values, index)
         carried = [keras.ops.take(c, index, axis=0) for c in carried]
         return self._downstream(hybrids, carried, shared)
 
-    def _reduce(self, outputs, originals, present, weights):
+    def _reduce(self, outputs, originals, base, present, weights):
         """Sums over the pairs of |hybrid - original| (or of hybrid, hybrid^2): [M, ...]."""
         ops = keras.ops
+        originals = ops.take(originals, base, axis=0)   # fused with its use under XLA
         outputs = ops.reshape(outputs, (self.num_masks, -1) + tuple(outputs.shape[1:]))
         expand = (slice(None), slice(None)) + (None,) * (len(outputs.shape) - 2)
         if self.statistic == "mean_abs":
