@@ -28,29 +28,29 @@ grow with the number of pairs).
 
 The linear shortcut. Copying channels commutes with every channel-wise layer (batch norm,
 elementwise activations, padding, cropping, up-sampling, reshapes that keep the channel axis),
-so the hybrid can be formed at the input of the first layer after the cut that mixes channels:
-a Dense, convolution (grouped too), transposed convolution, depthwise or separable convolution,
-or a Flatten followed by a Dense. That layer is linear, so its output for the hybrid is its
-output for the base sample plus the contribution of the copied channels' differences ``source -
-base``, computed through the kernel rows of those channels only (a module's contribution is the
-sum of its channels'). An elementary hybrid thus skips almost all of that layer, often the
-largest of the generator. With at least as many pairs as samples, a module's part of that
-layer's output is computed once per sample, and a module hybrid is the base's output less the
-base's part plus the source's part; when the modules partition the layer's channels (NMF modules
-do), the layer's output itself is the sum of the parts and the bias. A per-sample channel
-scale on the way (a style modulation ``x * s``, ``s`` [B, 1.., C] computed from the inputs, then
-linear channel-wise layers only) is passed too: the difference is taken without the scale and
-multiplied by the base's
-(:class:`tfcf.shortcut.Scale`), and module hybrids are formed pair by pair (a module's part then
-depends on the base). Hybrids that copy only channels equal in base and source (ids of
-exactly equal channel values per sample) count as unchanged: their maps are exactly zero on every
-path. The downstream part then runs as compiled code: the elementwise layers right after the
-hybrid fuse with its formation (XLA), and on TensorFlow a transposed convolution runs as a
+so the hybrid can be formed at the input of the first layer after the cut that mixes channels: a
+Dense, convolution (grouped too), transposed convolution, depthwise or separable convolution, or
+a Flatten followed by a Dense. That layer is linear, so its output for the hybrid is its output
+for the base sample plus the contribution of the copied channels' differences ``source - base``,
+computed through the kernel rows of those channels only (a module's contribution is the sum of
+its channels'). An elementary hybrid thus skips almost all of that layer, often the largest of
+the generator. With at least as many pairs as samples, a module's part of that layer's output is
+computed once per sample, and a module hybrid is the base's output less the base's part plus the
+source's part; when the modules partition the layer's channels (NMF modules do), the layer's
+output itself is the sum of the parts and the bias. A per-sample channel scale on the way (a
+style modulation ``x * s``, ``s`` [B, 1.., C] computed from the inputs, then linear channel-wise
+layers only) is passed too: the difference is taken without the scale and multiplied by the
+base's (:class:`tfcf.shortcut.Scale`), and module hybrids are formed pair by pair (a module's
+part then depends on the base). Hybrids that copy only channels equal in base and source (ids of
+exactly equal channel values per sample) count as unchanged: their maps are exactly zero on
+every path. The downstream part then runs as compiled code: the elementwise layers right after
+the hybrid fuse with its formation (XLA), and on TensorFlow a transposed convolution runs as a
 convolution over its stride phases (sub-pixel form), which oneDNN computes several times faster
-than TensorFlow's own transposed convolution on a CPU. Finding the shortcut and writing its layer
-as tap convolutions: :mod:`tfcf.shortcut`. ``method="generic"`` turns the shortcut off;
-``return_record=True`` also returns an :class:`InfluenceRecord` saying which way was taken and
-how the work was batched.
+than TensorFlow's own transposed convolution on a CPU; where XLA compiles the whole part, the
+transposed convolutions' matrix products run outside it, in oneDNN. Finding the shortcut and
+writing its layer as tap convolutions: :mod:`tfcf.shortcut`. ``method="generic"`` turns the
+shortcut off; ``return_record=True`` also returns an :class:`InfluenceRecord` saying which way
+was taken and how the work was batched.
 
 Threads. TensorFlow sizes its thread pools to the machine when it starts; processes that share a
 few cores run faster with fewer threads each (``tfcf.influence.set_threads(1)`` before the first
@@ -515,12 +515,11 @@ class _Engine:
         self.pairs = pairs
         backend = _backend()
         # TensorFlow: the whole step through XLA when the downstream part has only Keras layers
-        # and no convolution (XLA:CPU's convolutions are slower than oneDNN's, its matrix
-        # products are not); else XLA fuses only the hybrids' formation with the elementwise
-        # layers after it, and oneDNN runs the rest. JAX: always all of it.
-        # TensorFlow, a part compiled whole with transposed convolutions in it: XLA pieces
-        # around their matrix products, which oneDNN computes faster (_Pieces; face DCGAN steps
-        # 0.72 s instead of 0.79 s).
+        # and no convolution (XLA:CPU's convolutions are slower than oneDNN's); then, when it
+        # has transposed convolutions (their matmul form), XLA pieces around their matrix
+        # products, which oneDNN computes faster for these tall, narrow shapes (_Pieces; face
+        # DCGAN steps 0.73 s instead of 0.80 s). Else XLA fuses only the hybrids' formation with
+        # the elementwise layers after it, and oneDNN runs the rest. JAX: always all of it.
         self.whole, form = _compiled_form(plan.rest, xla)
         self.pieces = None
         if self.whole and backend == "tensorflow":
