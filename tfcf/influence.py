@@ -528,7 +528,7 @@ class _Engine:
                                      + list(plan.rest.inputs[1:]))
             self.whole = self.pieces is None
         fused = xla and backend == "tensorflow" and not self.whole
-        self.rest_call = fast_transposed_call(plan.rest, form)
+        self.rest_call = None if self.pieces is not None else fast_transposed_call(plan.rest, form)
         self.glue = _compile(self._glue, xla=True) if fused else self._glue
         self.glue_forward = _compile(self._glue_forward, xla=True) if fused else self._glue_forward
         self.reduce = (_compile(self._reduce, xla=True) if self.pieces is not None
