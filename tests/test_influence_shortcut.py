@@ -409,7 +409,7 @@ def test_pieces_around_the_transposed_products_equal_the_whole_graph():
     # the first product right at the input: no piece before it (no copy of its input)
     x_in = keras.Input((4, 4, CHANNELS))
     first = flat_graph(keras.Model(x_in, layers.ReLU()(model.get_layer("up1")(x_in))))
-    assert _Pieces.of(first, list(first.inputs)).pieces[0][0] is None
+    assert _Pieces.of(first, list(first.inputs)).stages[0][0] is None
     # no transposed convolution: nothing to split
     plain = flat_graph(keras.Model(model.inputs[0], model.get_layer("skip").output))
     assert _Pieces.of(plain, list(plain.inputs)) is None
@@ -421,7 +421,93 @@ def test_influence_maps_in_pieces_equal_the_whole_step(latents, monkeypatch):
     model = _model(transposed_valid)
     options = dict(num_pairs=12, seed=3, batch_size=64, progress=False)
     ours = tfcf.influence_maps(model, "cut", latents, **options)
-    monkeypatch.setattr(influence._Pieces, "of", classmethod(lambda cls, graph, starts: None))
+    monkeypatch.setattr(influence._Pieces, "of", classmethod(lambda cls, *a, **k: None))
     influence._ENGINES.pop(model, None)
     whole = tfcf.influence_maps(model, "cut", latents, **options)
     np.testing.assert_allclose(ours, whole, rtol=1e-5, atol=1e-6)
+
+
+class _Opaque(keras.layers.Layer):
+    """A layer from outside Keras and tfcf (not known to compile with XLA): runs outside it."""
+
+    def call(self, x):
+        return x * 0.5 + 0.25
+
+
+def _conv_tail_model(seed=0):
+    """z -> a cut (ReLU) -> a downstream part with convolutions, the elementwise layers between
+    them (a style scale from z, a constant, a LeakyReLU after a convolution), a layer tfcf does
+    not know, a depthwise and a transposed convolution with tanh: the shape of an imported
+    StyleGAN's blocks."""
+    from tfcf.openvino_layers import ConstantOp
+
+    keras.utils.set_random_seed(seed)
+    z = keras.Input((8,), name="z")
+    h = layers.Reshape((4, 4, 4), name="grid")(layers.Dense(64, name="fc")(z))
+    h = layers.ReLU(name="cut")(layers.Conv2D(CHANNELS, 3, padding="same", name="c0")(h))
+    h = layers.Conv2D(6, 3, padding="same", name="conv1")(h)
+    h = layers.LeakyReLU(0.2, name="act1")(h)
+    style = layers.Reshape((1, 1, 6), name="style")(layers.Dense(6, name="style_fc")(z))
+    h = layers.Multiply(name="modulate")([h, style])
+    shift = ConstantOp("add", shape=(1, 1, 6), name="noise")
+    h = layers.ReLU(name="act2")(shift(h))
+    h = _Opaque(name="opaque")(h)
+    h = layers.DepthwiseConv2D(3, padding="same", name="depthwise")(h)
+    h = layers.LeakyReLU(0.1, name="act3")(layers.UpSampling2D(2, name="up")(h))
+    h = layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh", name="rgb")(h)
+    model = keras.Model(z, h, name="conv_tail")
+    rng = np.random.default_rng(seed)
+    shift.set_weights([rng.normal(size=(1, 1, 6)).astype("float32")])
+    for name in ("conv1", "depthwise", "rgb"):            # biases are zero when built
+        bias = model.get_layer(name).bias
+        bias.assign(rng.normal(size=bias.shape).astype("float32"))
+    return model
+
+
+def test_pieces_between_convolutions_equal_the_graph():
+    """A downstream part with convolutions (which XLA:CPU runs slowly) runs as XLA pieces of its
+    elementwise layers between the convolutions and the layers XLA may not compile, which run
+    outside it: the same values as the graph run whole; an activation that alone reads a
+    convolution stays with it; a chain with no two layers between convolutions is left whole."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("XLA pieces are TensorFlow's")
+    import tensorflow as tf
+
+    from tfcf.influence import _Pieces
+
+    model = _conv_tail_model()
+    full = flat_graph(model)
+    (head, tail), _ = full.segments([full.resolve("cut")])
+    graph = flat_graph(tail)   # inputs: the cut's values, the style's Dense output
+    pieces = _Pieces.of(graph, list(graph.inputs), whole=False)
+    assert [layer.name for layer in pieces.outside] == [
+        "conv1", "act1", "opaque", "depthwise", "rgb"]
+    assert not pieces.products
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(3, 8)).astype("float32")
+    inputs = [np.asarray(t) for t in head(z)]
+    ours = tf.function(lambda *a: pieces(list(a)))(*inputs)[0]
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(graph.evaluate(
+        dict(zip(graph.inputs, inputs)))[0]), rtol=1e-5, atol=1e-5)
+    x_in = keras.Input((8, 8, 4))
+    h = layers.Conv2D(4, 3, padding="same")(layers.UpSampling2D(1)(x_in))
+    chain = flat_graph(keras.Model(x_in, layers.Conv2D(3, 3)(layers.ELU()(h))))
+    assert _Pieces.of(chain, list(chain.inputs), whole=False) is None
+
+
+def test_influence_maps_between_convolutions_in_pieces_equal_the_graph(monkeypatch):
+    """The same maps whether a downstream part with convolutions runs in XLA pieces or as a
+    TensorFlow graph (elementary and module maps)."""
+    model = _conv_tail_model()
+    z = np.random.default_rng(1).normal(size=(10, 8)).astype("float32")
+    options = dict(num_pairs=12, seed=3, batch_size=64, progress=False)
+    ours = tfcf.influence_maps(model, "cut", z, **options)
+    modules = tfcf.influence_maps(model, "cut", z, channels=[[0, 1], [2, 3, 4]], **options)
+    if keras.backend.backend() == "tensorflow":
+        assert all(engine.pieces is not None for engine in influence._ENGINES[model].values())
+    monkeypatch.setattr(influence._Pieces, "of", classmethod(lambda cls, *a, **k: None))
+    influence._ENGINES.pop(model, None)
+    np.testing.assert_allclose(ours, tfcf.influence_maps(model, "cut", z, **options),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(modules, tfcf.influence_maps(
+        model, "cut", z, channels=[[0, 1], [2, 3, 4]], **options), rtol=1e-5, atol=1e-6)

@@ -199,9 +199,23 @@ _CONVOLUTIONS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
                  keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
 
 
+# convolutions, which XLA:CPU runs several times slower than oneDNN (_Pieces runs them outside)
+_HEAVY = _CONVOLUTIONS + (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
+                          keras.layers.Conv3DTranspose)
+
+
+_ACTIVATIONS = (keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.ELU, keras.layers.Activation)
+
+
 def _native(graph):
     """True when every op of ``graph`` is a Keras layer or op: safe to compile whole with XLA."""
     return all(type(op.operation).__module__.startswith("keras.") for op in graph.ops)
+
+
+def _xla_safe(layer):
+    """A Keras layer or op, or one of tfcf's imported-graph layers (keras.ops only)."""
+    module = type(layer).__module__
+    return module.startswith("keras.") or module == "tfcf.openvino_layers"
 
 
 def _compiled_form(graph, xla):
@@ -407,87 +421,134 @@ def _tile(value, times):
 
 
 class _Pieces:
-    """TensorFlow: a downstream part that would be compiled whole with XLA, run instead as
-    XLA-compiled pieces between the matrix products of its transposed convolutions (their
-    matmul form, :meth:`tfcf.shortcut.Taps.apply_matmul`), which run outside XLA: oneDNN
-    computes these tall, narrow products (e.g. [B*32*32, 64] x [64, 48]) faster than XLA:CPU's
-    dot, about a tenth of a face DCGAN step here. Call it inside a tf.function without XLA.
+    """TensorFlow: a downstream part run as XLA-compiled pieces between ops that run outside XLA,
+    where oneDNN is faster than XLA:CPU. Call it inside a tf.function without XLA.
 
-    ``starts``: the tensors fed in. Piece k computes, from the tensors crossing cut k (the
-    previous product's overlap-added output among them), the input of the next transposed
-    convolution and whatever later ops still read; the last piece gives the outputs. A piece
-    with nothing to compute (its outputs are its inputs) is skipped.
+    Two kinds of op run outside. Where XLA would compile the part whole (no convolution), the
+    matrix products of its transposed convolutions (their matmul form,
+    :meth:`tfcf.shortcut.Taps.apply_matmul`): oneDNN computes these tall, narrow products (e.g.
+    [B*32*32, 64] x [64, 48]) faster than XLA:CPU's dot, about a tenth of a face DCGAN step
+    here; the overlap-add runs in the next piece. Where it would not (convolutions, which
+    XLA:CPU runs several times slower than oneDNN, or layers not known to compile), those whole
+    ops, transposed convolutions in their sub-pixel form: the elementwise layers between them
+    (biases, noise, activations, style scales, reshapes, slices) then fuse into one pass per
+    piece instead of one per layer (MobileStyleGAN's tail: 0.12 s a sample instead of 0.20 s).
+
+    ``starts``: the tensors fed in. Piece k computes, from the tensors it reads, the inputs of
+    the k-th outside op and whatever later ops read of what it makes; a piece with nothing to
+    compute is skipped.
     """
 
-    def __init__(self, graph, starts, plans):
+    def __init__(self, graph, starts, products, outside, call=None):
         import tensorflow as tf
 
-        self.graph = graph
+        self.graph, self.starts, self.call = graph, list(starts), call
         order = graph.ancestors_of(graph.outputs, stop=starts)
         cuts = [position for position, index in enumerate(order)
-                if id(graph.ops[index]) in plans]
-        self.products = [plans[id(graph.ops[order[p]])] for p in cuts]
+                if id(graph.ops[index]) in products or id(graph.ops[index]) in outside]
         last_read = {}   # tensor -> last position in ``order`` that reads it
         for position, index in enumerate(order):
             for tid in graph.ops[index].inputs:
                 last_read[tid] = position
-        made = {tid: -1 for tid in starts}
-        for position, index in enumerate(order):
-            for tid in graph.ops[index].outputs:
-                made[tid] = position
         outputs = set(graph.outputs)
-        self.pieces = []   # (compiled piece or None, its feeds, its outputs)
-        feeds, fed_output = list(starts), None
+        # (compiled piece or None, what it reads, what it makes) then the op after it: (op, Taps
+        # of a product or None), None after the last piece
+        self.stages = []
+        previous, fed, fed_taps = -1, None, None
         for cut in cuts + [len(order)]:
-            if cut < len(order):   # the next product's input, and what crosses the cut
+            made, reads = [], []
+            for index in order[previous + 1:cut]:
+                op = graph.ops[index]
+                reads += [tid for tid in op.inputs if tid not in made and tid not in reads
+                          and tid != fed]
+                made += [tid for tid in op.outputs if tid not in made]
+            if cut < len(order):
                 op = graph.ops[order[cut]]
-                wanted = [op.inputs[0]] + [
-                    tid for tid, position in made.items()
-                    if position < cut and (last_read.get(tid, -2) > cut or tid in outputs)]
+                wanted = [tid for tid in made if tid in op.inputs or tid in outputs
+                          or last_read.get(tid, -1) > cut]
+                after = (op, products.get(id(op)))
             else:
-                wanted = list(graph.outputs)
-            compute = fed_output is not None or not set(wanted) <= set(feeds)
-            self.pieces.append((tf.function(self._piece(feeds, fed_output, wanted),
-                                            jit_compile=True) if compute else None,
-                                feeds, wanted))
-            feeds, fed_output = wanted[1:], (
-                None if cut == len(order) else (op.outputs[0], len(self.pieces) - 1))
+                wanted, after = [tid for tid in made if tid in outputs], None
+            if fed is not None and fed not in wanted and (
+                    fed in outputs or last_read.get(fed, -1) >= cut):
+                wanted.append(fed)   # a product's output read later: finished in this piece
+            compute = fed is not None or bool(wanted)
+            piece = (tf.function(self._piece(reads, fed, fed_taps, wanted), jit_compile=True)
+                     if compute else None)
+            self.stages.append((piece, reads, wanted, after))
+            fed, fed_taps = ((op.outputs[0], after[1]) if after is not None and after[1] is not None
+                             else (None, None))
+            previous = cut
+        self.products = [after[1] for *_, after in self.stages
+                         if after is not None and after[1] is not None]
+        self.outside = [after[0].operation for *_, after in self.stages
+                        if after is not None and after[1] is None]
 
-    def _piece(self, feeds, fed_output, wanted):
-        graph, products = self.graph, self.products
+    def _piece(self, reads, fed, taps, wanted):
+        graph = self.graph
 
         def piece(values, columns):
-            env = dict(zip(feeds, values))
-            if fed_output is not None:   # the previous transposed convolution's output
-                tid, which = fed_output
-                taps = products[which]
-                env[tid] = finish_transposed(taps, taps.overlap(columns))
+            env = dict(zip(reads, values))
+            if fed is not None:   # the previous product's columns -> the transposed convolution
+                env[fed] = finish_transposed(taps, taps.overlap(columns))
             return graph.evaluate(env, wanted=wanted)
 
         return piece
 
     @classmethod
-    def of(cls, graph, starts):
-        """The pieces of ``graph`` (a FlatGraph of Keras layers fed at ``starts``), or None when
-        no transposed convolution in it runs in matmul form (nothing to gain)."""
-        plans = transposed_taps(graph, "matmul")
-        needed = graph.ancestors_of(graph.outputs, stop=starts)
-        if not any(id(graph.ops[index]) in plans for index in needed):
+    def of(cls, graph, starts, whole=True):
+        """The pieces of ``graph`` (a FlatGraph fed at ``starts``), or None when nothing would
+        run outside XLA, or nothing inside it. ``whole``: the graph compiles whole with XLA
+        (products outside), else its convolutions and unknown layers run outside."""
+        needed = [graph.ops[index] for index in graph.ancestors_of(graph.outputs, stop=starts)]
+        if whole:
+            products = {key: taps for key, taps in transposed_taps(graph, "matmul").items()
+                        if any(id(op) == key for op in needed)}
+            if not products:
+                return None
+            return cls(graph, starts, products, set())
+        outside = {id(op) for op in needed if isinstance(op.operation, _HEAVY)
+                   or not _xla_safe(op.operation)}
+        # an activation that alone reads a convolution's output stays with it (TensorFlow's
+        # graph optimizer fuses the two in one oneDNN call)
+        for op in needed:
+            if id(op) in outside and isinstance(op.operation, _HEAVY):
+                following = op
+                while len(following.outputs) == 1:
+                    readers = [r for r in graph.consumers(following.outputs[0])
+                               if any(r is n for n in needed)]
+                    if (len(readers) != 1 or readers[0].inputs != following.outputs
+                            or not isinstance(readers[0].operation, _ACTIVATIONS)):
+                        break
+                    following = readers[0]
+                    outside.add(id(following))
+        # pieces pay where XLA fuses several layers into one pass; runs of one layer between
+        # ops outside gain nothing and cost a call each (e.g. BEGAN's conv, ELU, conv chains)
+        run = longest = 0
+        for op in needed:
+            run = 0 if id(op) in outside else run + 1
+            longest = max(longest, run)
+        if not outside or longest < 2:
             return None
-        return cls(graph, starts, plans)
+        return cls(graph, starts, {}, outside, call=fast_transposed_call(graph, "conv"))
 
     def __call__(self, values):
-        ops, columns = keras.ops, None
-        for (piece, feeds, wanted), taps in zip(self.pieces, self.products + [None]):
-            if piece is None:
-                env = dict(zip(feeds, values))
-                out = [env[tid] for tid in wanted]
+        ops, graph = keras.ops, self.graph
+        env, columns = dict(zip(self.starts, values)), None
+        for piece, reads, wanted, after in self.stages:
+            if piece is not None:
+                env.update(zip(wanted, piece([env[tid] for tid in reads], columns)))
+            if after is None:
+                return [env[tid] for tid in graph.outputs]
+            op, taps = after
+            if taps is not None:   # the product, outside XLA; the overlap-add in the next piece
+                x = env[op.inputs[0]]
+                columns = ops.matmul(ops.reshape(x, (-1, int(x.shape[-1]))), taps.matrix())
             else:
-                out = piece(list(values), columns)
-            if taps is None:
-                return out
-            x, values = out[0], out[1:]
-            columns = ops.matmul(ops.reshape(x, (-1, int(x.shape[-1]))), taps.matrix())
+                columns = None
+                env.update(zip(op.outputs, graph.evaluate(
+                    {tid: env[tid] for tid in op.inputs}, wanted=list(op.outputs),
+                    call=self.call)))
 
 
 _ENGINES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -522,11 +583,11 @@ class _Engine:
         # the elementwise layers after it, and oneDNN runs the rest. JAX: always all of it.
         self.whole, form = _compiled_form(plan.rest, xla)
         self.pieces = None
-        if self.whole and backend == "tensorflow":
+        if xla and backend == "tensorflow":
             self.pieces = _Pieces.of(plan.rest, [plan.absorbed if plan.absorbed is not None
                                                  else plan.rest.inputs[0]]
-                                     + list(plan.rest.inputs[1:]))
-            self.whole = self.pieces is None
+                                     + list(plan.rest.inputs[1:]), whole=self.whole)
+            self.whole = self.whole and self.pieces is None
         fused = xla and backend == "tensorflow" and not self.whole
         self.rest_call = None if self.pieces is not None else fast_transposed_call(plan.rest, form)
         self.glue = _compile(self._glue, xla=True) if fused else self._glue
