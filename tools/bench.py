@@ -642,6 +642,34 @@ def _linear_in(op, region):
     return False
 
 
+def _compiled_tail(graph, feeds, boundary):
+    """(run, values): the part of ``graph`` after ``boundary`` compiled as influence maps compile
+    a downstream part (tfcf.influence._Engine), and its inputs computed from ``feeds``; run once."""
+    import keras
+
+    from tfcf import influence
+    from tfcf.graph import flat_graph
+    from tfcf.shortcut import fast_transposed_call
+
+    (head, tail), _ = graph.segments([boundary])
+    inputs = [feeds[tid] for tid in graph.inputs]
+    values = head.predict_on_batch(inputs[0] if len(inputs) == 1 else inputs)
+    values = [keras.ops.convert_to_tensor(v) for v in keras.tree.flatten(values)]
+    rest = flat_graph(tail)
+    whole, form = influence._compiled_form(rest, True)
+    pieces = None
+    if keras.backend.backend() == "tensorflow":
+        pieces = influence._Pieces.of(rest, list(rest.inputs), whole=whole)
+    if pieces is not None:
+        run = influence._compile(pieces)
+    else:
+        call = fast_transposed_call(rest, form)
+        run = influence._compile(lambda v: rest.evaluate(dict(zip(rest.inputs, v)), call=call),
+                                 xla=whole)
+    run(values)
+    return run, values
+
+
 def bench_linear_region(args):
     """How much of a hybrid's work lies in the linear ops right after the cut: what any linear
     shortcut there could save at most, and what tfcf's shortcut takes."""
@@ -709,6 +737,26 @@ def bench_linear_region(args):
           f"on small layers): the linear region "
           f"{seconds['region']:.3f} s of the tail's {seconds['tail']:.3f} s = {share:.1%}: at "
           f"most {1 / max(1e-12, 1 - share):.2f}x faster")
+    # and as influence maps run it: compiled (on TensorFlow in XLA pieces between convolutions),
+    # the tail from the cut against the tail from the tensors leaving the linear region
+    in_region_ids = {id(op) for op in linear}
+    leaving = [tid for op in linear for tid in op.outputs
+               if tid in graph.outputs or any(id(r) not in in_region_ids
+                                              for r in graph.consumers(tid))]
+    compiled = {label: _compiled_tail(graph, feeds, boundary)
+                for label, boundary in (("cut", [cut]), ("after", leaving))}
+    per_sample = {}
+    for label in ("cut", "after") * 3:   # interleaved, the best of three each
+        run, values = compiled[label]
+        start = time.perf_counter()
+        for value in keras.tree.flatten(run(values)):
+            keras.ops.convert_to_numpy(keras.ops.reshape(value, (-1,))[:1])
+        seconds_taken = (time.perf_counter() - start) / args.samples
+        per_sample[label] = min(per_sample.get(label, seconds_taken), seconds_taken)
+    print(f"  as influence maps run the tail (compiled, {args.samples} samples): from the cut "
+          f"{per_sample['cut']:.4f} s a sample, from the linear region's outputs "
+          f"{per_sample['after']:.4f} s: at most "
+          f"{per_sample['cut'] / max(per_sample['after'], 1e-12):.2f}x faster")
     reasons = []
     found = find_shortcut(graph, cut, why=reasons)
     if found is None:
