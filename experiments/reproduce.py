@@ -165,7 +165,7 @@ DOCS = {
     "table2_face_dcgan_pretrained": ("table2", ["--num-images", "2048", "--model", "face_dcgan"],
                                      {"table2_fid.png": "table2.png",
                                       "table2_examples.png": "examples.png"}),
-    # MobileStyleGAN (random-face's IR): about 6 min per layer (LeakyRelu_342: 334 s), most of it maps
+    # MobileStyleGAN (random-face's IR): about 6 min per layer (LeakyRelu_342: 334 s)
     **{f"stylegan_modules_{size}": (
         "stylegan-modules", ["--layer", layer],
         {f"mobile_stylegan_{size}_{name}.png": f"{name}.png"

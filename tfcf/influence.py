@@ -206,7 +206,8 @@ _HEAVY = _CONVOLUTIONS + (keras.layers.Conv1DTranspose, keras.layers.Conv2DTrans
                           keras.layers.Conv3DTranspose)
 
 
-_ACTIVATIONS = (keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.ELU, keras.layers.Activation)
+_ACTIVATIONS = (keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.ELU,
+                keras.layers.Activation)
 
 
 def _native(graph):

@@ -6,23 +6,22 @@
     python tools/bench.py sdr                       # SDR of every pathway, DCGAN G and D
     python tools/bench.py train                     # training steps/s vs a plain Keras fit
 
-`influence`: elementary influence maps (eq. 2) of every channel of a layer by
-`tfcf.influence_maps` (median of 3 runs), against the PyTorch peer a careful user would write (the face DCGAN
-re-built as a torch Sequential with the same weights, split after the layer: the head once, then
-each channel's hybrids through the tail in one batch, eq. 2 in torch), run in a child process
-when torch is installed (it is not a test dependency: without it the peer is skipped and said
-so). Prints hybrids/s of each and the max difference between their maps; the fraction reached of
-the full-downstream FLOP bound (every layer after the cut, per hybrid) and of the
-linearity-aware bound (what a hybrid still needs after the linear shortcut: one channel's
-contribution through the mixing layer, then every later layer at full size, and the statistic),
-both at the float32 matmul rate measured in the same run; module maps (`--module-size` channels
-per module, as many hybrids as the elementary maps) against elementary ones, the two
-interleaved, median of `--repeats` runs each (one run varies by +-15 % on a shared virtual
-machine), with where each kind's time went (samples through the model, module parts, steps:
-`InfluenceRecord`); and, in a child
-process per setting, hybrids/s and peak resident memory at `--scaling` pairs (64, 256, 1024).
-`--core-baseline` (default) also times per-channel `tfcf.hybrid` calls. The last line reads
-`influence: <ratio>x vs PyTorch peer`.
+`influence`: elementary influence maps (eq. 2) of every channel of a layer by `tfcf.influence_maps`
+(median of 3 runs), against the PyTorch peer a careful user would write (the face DCGAN re-built as
+a torch Sequential with the same weights, split after the layer: the head once, then each channel's
+hybrids through the tail in one batch, eq. 2 in torch), run in a child process when torch is
+installed (it is not a test dependency: without it the peer is skipped and said so). Prints
+hybrids/s of each and the max difference between their maps; the fraction reached of the
+full-downstream FLOP bound (every layer after the cut, per hybrid) and of the linearity-aware bound
+(what a hybrid still needs after the linear shortcut: one channel's contribution through the mixing
+layer, then every later layer at full size, and the statistic), both at the float32 matmul rate
+measured in the same run; module maps (`--module-size` channels per module, as many hybrids as the
+elementary maps) against elementary ones, the two interleaved, median of `--repeats` runs each (one
+run varies by +-15 % on a shared virtual machine), with where each kind's time went (samples
+through the model, module parts, steps: `InfluenceRecord`); and, in a child process per setting,
+hybrids/s and peak resident memory at `--scaling` pairs (64, 256, 1024). `--core-baseline`
+(default) also times per-channel `tfcf.hybrid` calls. The last line reads `influence: <ratio>x vs
+PyTorch peer`.
 
 `fid`: the same images (64x64 uint8) through the TorchScript FID Inception network
 (`default_1.pt` run by torch on this CPU, with the reference's TF1 bilinear resize) and through
