@@ -165,9 +165,9 @@ DOCS = {
     "table2_face_dcgan_pretrained": ("table2", ["--num-images", "2048", "--model", "face_dcgan"],
                                      {"table2_fid.png": "table2.png",
                                       "table2_examples.png": "examples.png"}),
-    # MobileStyleGAN (random-face's IR): about 6 min per layer (LeakyRelu_342: 334 s)
+    # MobileStyleGAN (random-face's IR): 32 samples, 16 pairs per map, about 20 min per layer
     **{f"stylegan_modules_{size}": (
-        "stylegan-modules", ["--layer", layer],
+        "stylegan-modules", ["--layer", layer, "--samples", "32", "--pairs", "16"],
         {f"mobile_stylegan_{size}_{name}.png": f"{name}.png"
          for name in ("influence_maps", "clusters_k3", "clusters_k4", "hybrids_k3",
                       "hybrids_k4", "stability", "magnitude")})
