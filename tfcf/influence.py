@@ -472,8 +472,7 @@ class _Pieces:
                 after = (op, products.get(id(op)))
             else:
                 wanted, after = [tid for tid in made if tid in outputs], None
-            if fed is not None and fed not in wanted and (
-                    fed in outputs or last_read.get(fed, -1) >= cut):
+            if fed is not None and (fed in outputs or last_read.get(fed, -1) >= cut):
                 wanted.append(fed)   # a product's output read later: finished in this piece
             compute = fed is not None or bool(wanted)
             piece = (tf.function(self._piece(reads, fed, fed_taps, wanted), jit_compile=True)
@@ -504,9 +503,10 @@ class _Pieces:
         run outside XLA, or nothing inside it. ``whole``: the graph compiles whole with XLA
         (products outside), else its convolutions and unknown layers run outside."""
         needed = [graph.ops[index] for index in graph.ancestors_of(graph.outputs, stop=starts)]
+        needed_ids = {id(op) for op in needed}
         if whole:
             products = {key: taps for key, taps in transposed_taps(graph, "matmul").items()
-                        if any(id(op) == key for op in needed)}
+                        if key in needed_ids}
             if not products:
                 return None
             return cls(graph, starts, products, set())
@@ -519,7 +519,7 @@ class _Pieces:
                 following = op
                 while len(following.outputs) == 1:
                     readers = [r for r in graph.consumers(following.outputs[0])
-                               if any(r is n for n in needed)]
+                               if id(r) in needed_ids]
                     if (len(readers) != 1 or readers[0].inputs != following.outputs
                             or not isinstance(readers[0].operation, _ACTIVATIONS)):
                         break
