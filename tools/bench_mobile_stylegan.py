@@ -8,7 +8,9 @@ styles of --samples latent samples, against OpenVINO's CPU plugin in float32
 (INFERENCE_PRECISION_HINT f32) and in its default precision (bfloat16 on CPUs that have it); the
 seconds per image of the Keras synthesis (batch 1 and 4; compiled once, then timed) and of
 OpenVINO (batch 1, both precisions); and hybrids per second of tfcf.influence_maps at two layers
-of the generator averaged to 128 px. On a shared machine run it twice: the rates move with load.
+of the generator averaged to 128 px (8 samples, 8 channels x 4 pairs: the whole call, and its steps
+alone, without the samples' own passes, which is the rate of a long run). On a shared machine run
+it twice: the rates move with load.
 """
 
 from __future__ import annotations
@@ -71,10 +73,13 @@ def main(argv=None):
         generator = mobile_stylegan.load_generator(truncation=0.7, output_size=128)
         latents = np.random.default_rng(1).standard_normal((8, 512)).astype("float32")
         for layer in mobile_stylegan.LAYER_PAIR:
-            run = lambda l=layer: tfcf.influence_maps(  # noqa: E731
+            records = []
+            run = lambda l=layer: records.append(tfcf.influence_maps(  # noqa: E731
                 generator, l, latents, channels=[[c] for c in range(8)], num_pairs=4,
-                batch_size=4, progress=False)
+                batch_size=4, progress=False, return_record=True)[1])
             report[f"hybrids_per_s_{layer}"] = 32 / _timed(run, 1)
+            # without the 8 samples' own passes (head, originals): the rate of a long run
+            report[f"hybrids_per_s_in_the_steps_{layer}"] = 32 / records[-1].seconds_steps
     for key, value in report.items():
         print(f"{key:42s} {value}")
     if args.json:
