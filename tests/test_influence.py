@@ -151,6 +151,41 @@ def test_bad_arguments(tiny_generator, z):
         tfcf.influence_maps(tiny_generator, "deconv3", z, method="linear")   # only tanh after it
     with pytest.raises(ValueError, match="unknown method 'fast'; valid: auto, generic, linear"):
         tfcf.influence_maps(tiny_generator, "block1", z, method="fast")
+    for bad in (0, 2.5, "8"):
+        with pytest.raises(ValueError, match="batch_size must be an integer >= 1 or None"):
+            tfcf.influence_maps(tiny_generator, "block1", z, batch_size=bad)
+
+
+def test_default_step_keeps_the_largest_tensor_after_the_cut_within_budget(tiny_generator, z,
+                                                                          monkeypatch):
+    """batch_size=None: hybrids per step = _STEP_BYTES // the largest tensor after the hybrids
+    (here the image, 16 x 16 x 3 float32 = 3,072 bytes), at most _MAX_STEP; the maps are those
+    of that batch size given explicitly."""
+    from tfcf import influence
+
+    for budget, cap, shape in ((10, 1024, (1, 6)), (100, 1024, (8, 6)), (10**6, 20, (3, 6))):
+        monkeypatch.setattr(influence, "_STEP_BYTES", 3072 * budget)
+        monkeypatch.setattr(influence, "_MAX_STEP", cap)
+        maps, record = tfcf.influence_maps(tiny_generator, "block1", z, num_pairs=6,
+                                           progress=False, return_record=True)
+        assert (record.maps_per_step, record.pairs_per_step) == shape
+        explicit = tfcf.influence_maps(tiny_generator, "block1", z, num_pairs=6, progress=False,
+                                       batch_size=min(budget, cap))
+        np.testing.assert_array_equal(maps, explicit)
+
+
+def test_default_step_with_sizes_unknown_until_run_time_stays_at_256():
+    """A tensor of unknown spatial size: the step is capped at the old default."""
+    import keras
+
+    from tfcf.graph import flat_graph
+    from tfcf.influence import _auto_batch
+
+    x = keras.Input((None, None, 4))
+    model = keras.Model(x, keras.layers.Conv2D(3, 1)(x))
+    assert _auto_batch(flat_graph(model)) == 256
+    fixed = keras.Input((8, 8, 4))
+    assert _auto_batch(flat_graph(keras.Model(fixed, keras.layers.Conv2D(3, 1)(fixed)))) == 1024
 
 
 @pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",

@@ -293,7 +293,8 @@ def gblock_modules(model, z, y, k=3, num_pairs=None, seed=0, batch_size=HYBRID_B
     ``batch_size`` hybrids go through the downstream part at once: at 256 px each needs about
     140 MB (measured on a full-size replica of biggan-deep-256, ``tools/biggan_replica.py
     --bench 5``): the default 32 peaks at 6.1 GB of memory in all (1.5 GB of it the loaded
-    module), influence_maps' own default (256) at ~38 GB.
+    module), 256 a step at ~38 GB (``influence_maps`` on its own, ``batch_size=None``, keeps a
+    step's largest tensor after the cut within 128 MiB).
     Returns ``modules`` (k lists, each one channel list per cut layer), the clustering, the
     stacked live maps and their ``"layer:channel"`` names.
     """

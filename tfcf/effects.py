@@ -22,7 +22,7 @@ __all__ = ["causal_effect_magnitude", "regression"]
 
 
 def causal_effect_magnitude(model, at, z, maps, ks=(1, 2, 3, 4, 5, 6), method="nmf",
-                            num_pairs=None, seed=0, batch_size=256, window=3, percentile=75,
+                            num_pairs=None, seed=0, batch_size=None, window=3, percentile=75,
                             channels=None, progress=True):
     """Average module influence per number of clusters, and each module's influence vs size.
 

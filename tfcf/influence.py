@@ -64,6 +64,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import numbers
 import time
 import warnings
 import weakref
@@ -556,6 +557,31 @@ class _Pieces:
 
 _ENGINES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _PRECOMPUTED_BYTES = 512 * 2**20   # per block of modules' precomputed parts
+_STEP_BYTES = 128 * 2**20          # batch_size=None: a step's largest tensor after the cut
+_MAX_STEP = 1024                   # batch_size=None: at most this many hybrids a step
+
+
+def _auto_batch(graph):
+    """Hybrids per step for ``batch_size=None``: as many as keep the largest batched tensor of
+    ``graph`` (the part after the hybrids) within ``_STEP_BYTES``, between 1 and ``_MAX_STEP``.
+
+    Example::
+
+        _auto_batch(plan.rest)     # 512 for the face DCGAN after main.9 (32x32x64 float32)
+    """
+    largest, cap = 1, _MAX_STEP
+    for spec in graph.specs.values():
+        if not spec.batched:
+            continue
+        if any(d is None for d in spec.shape[1:]):
+            cap = min(cap, 256)  # a size unknown until run time: no more than the old default
+            continue
+        try:
+            itemsize = np.dtype(spec.dtype).itemsize
+        except TypeError:        # bfloat16 and other names numpy does not know
+            itemsize = 4
+        largest = max(largest, math.prod(spec.shape[1:]) * itemsize)
+    return int(max(1, min(cap, _STEP_BYTES // largest)))
 
 
 class _Engine:
@@ -865,7 +891,7 @@ def _step_shape(num_maps, num_pairs, batch_size):
 
 
 def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=None, seed=0,
-                   batch_size=256, keep_color=False, method="auto", strategy=None,
+                   batch_size=None, keep_color=False, method="auto", strategy=None,
                    progress=True, return_record=False):
     """Influence maps of the channels (or modules) of layer ``at``: ``[num_maps, H, W]``.
 
@@ -887,7 +913,10 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
         statistic: "mean_abs" (ICLR 2020 eq. 2) or "variance" (2019 draft).
         num_pairs: pairs (z1, z2) to average over; default ``len(z)``. See the module
             docstring for how they are drawn from ``seed``.
-        batch_size: hybrids per downstream call (maps x pairs of one step).
+        batch_size: hybrids per downstream call (maps x pairs of one step); None: as many as
+            keep the step's largest tensor after the cut within 128 MiB, at most 1024 (512
+            for the face DCGAN's ``main.8``; 2 for MobileStyleGAN's ``LeakyRelu_342``, whose
+            512-px layers take 64 MiB a hybrid). Memory grows with it, not with the pairs.
         keep_color: return ``[num_maps, H, W, colours]`` instead of averaging colours.
         method: "auto" (linear shortcut when possible), "generic" or "linear" (the shortcut,
             or an error saying why not).
@@ -905,8 +934,10 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
         raise ValueError(f"unknown statistic {statistic!r}; valid: {', '.join(STATISTICS)}")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
+            batch_size, numbers.Integral) or batch_size < 1):
+        raise ValueError(f"batch_size must be an integer >= 1 or None (chosen from the "
+                         f"model's tensor sizes), got {batch_size!r}")
     graph = flat_graph(model)
     z = ([keras.ops.convert_to_numpy(v) for v in z] if isinstance(z, (list, tuple))
          else keras.ops.convert_to_numpy(z))
@@ -929,6 +960,8 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
         )
     started = time.time()
     if not isinstance(at, str):
+        if batch_size is None:
+            batch_size = _auto_batch(graph)
         maps = _multi_layer_maps(model, list(at), channels, inputs, input_flags, base_index,
                                  source_index, statistic, batch_size, keep_color, progress)
         if not return_record:
@@ -948,6 +981,8 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
                 "axis: one value shared by every sample, so it has no influence map; choose a "
                 "layer whose output has the batch axis")
     plan = _plan(graph, at, method)
+    if batch_size is None:
+        batch_size = _auto_batch(plan.rest)
     num_channels = int(graph.specs[cut[-1]].shape[-1]) if len(cut) == 1 else None
     # Only the samples some pair uses go through the model (few pairs of many samples).
     used, inverse = np.unique(np.concatenate([base_index, source_index]), return_inverse=True)

@@ -17,8 +17,11 @@ full-downstream FLOP bound (every layer after the cut, per hybrid) and of the li
 layer, then every later layer at full size, and the statistic), both at the float32 matmul rate
 measured in the same run; module maps (`--module-size` channels per module, as many hybrids as the
 elementary maps) against elementary ones, the two interleaved, median of `--repeats` runs each (one
-run varies by +-15 % on a shared virtual machine), with where each kind's time went (samples
-through the model, module parts, steps: `InfluenceRecord`); and, in a child process per setting,
+run varies by +-15 % on a shared virtual machine), and again on only the samples the elementary
+maps' pairs use (equal hybrids and equal samples: 2048 pairs per module touch every sample, 64
+pairs about 80 of 128, and each sample is one pass through the model), with where each kind's
+time went (samples through the model, module parts, steps: `InfluenceRecord`); and, in a child
+process per setting,
 hybrids/s and peak resident memory at `--scaling` pairs (64, 256, 1024). `--core-baseline`
 (default) also times per-channel `tfcf.hybrid` calls. The last line reads `influence: <ratio>x vs
 PyTorch peer`.
@@ -352,14 +355,14 @@ def bench_influence(args):
           f"{record.maps_per_step} maps x {record.pairs_per_step} pairs a step): median of 3 "
           f"runs {ours_seconds:.2f} s (runs {_spread(runs)}), {rate:.0f} hybrids/s")
 
-    if args.core_baseline:
-        tfcf.hybrid(model, layer, [0], z[base], z[source], batch_size=args.batch_size)
+    if args.core_baseline:   # tfcf.hybrid's own default batch unless --batch-size
+        hybrid_batch = {} if args.batch_size is None else {"batch_size": args.batch_size}
+        tfcf.hybrid(model, layer, [0], z[base], z[source], **hybrid_batch)
         start = time.perf_counter()
         originals = np.asarray(model.predict_on_batch(z[base]))
         baseline = np.empty((num_channels,) + originals.shape[1:3], dtype="float64")
         for channel in range(num_channels):
-            out = tfcf.hybrid(model, layer, [channel], z[base], z[source],
-                              batch_size=args.batch_size)
+            out = tfcf.hybrid(model, layer, [channel], z[base], z[source], **hybrid_batch)
             baseline[channel] = np.abs(out - originals).mean(axis=(0, 3))
         core_seconds = time.perf_counter() - start
         print(f"core baseline (per-channel tfcf.hybrid): {core_seconds:.2f} s, "
@@ -392,23 +395,36 @@ def bench_influence(args):
         module_pairs = hybrids // len(modules)
         options = dict(channels=modules, num_pairs=module_pairs, progress=False,
                        batch_size=args.batch_size)
+        # The elementary run's pairs use only some of the samples (64 pairs of 128 samples: ~80);
+        # 2048 pairs per module use them all, and each sample costs a pass through the model.
+        # So module maps are also timed on the samples the elementary run uses: equal hybrids,
+        # equal samples, only the kind of map differs.
+        used = np.unique(np.concatenate([base, source]))
+        z_used = z[used]
         tfcf.influence_maps(model, layer, z, **options)
-        # the same number of hybrids both ways, interleaved, median of --repeats runs each:
-        # one run of either varies by +-15 % on this shared virtual machine
-        elementary_times, module_times, records = [], [], {"elementary": [], "module": []}
+        tfcf.influence_maps(model, layer, z_used, **options)
+        # the same number of hybrids each way, interleaved, median of --repeats runs each:
+        # one run of any varies by +-15 % on this shared virtual machine
+        times = {"elementary": [], "module": [], "module_equal": []}
+        records = {kind: [] for kind in times}
+        calls = {"elementary": lambda: tfcf.influence_maps(
+                     model, layer, z, num_pairs=args.pairs, progress=False,
+                     batch_size=args.batch_size, return_record=True),
+                 "module": lambda: tfcf.influence_maps(model, layer, z, return_record=True,
+                                                       **options),
+                 "module_equal": lambda: tfcf.influence_maps(model, layer, z_used,
+                                                             return_record=True, **options)}
         for _ in range(args.repeats):
-            start = time.perf_counter()
-            _, record = tfcf.influence_maps(model, layer, z, num_pairs=args.pairs, progress=False,
-                                            batch_size=args.batch_size, return_record=True)
-            elementary_times.append(time.perf_counter() - start)
-            records["elementary"].append(record)
-            start = time.perf_counter()
-            _, module_record = tfcf.influence_maps(model, layer, z, return_record=True,
-                                                   **options)
-            module_times.append(time.perf_counter() - start)
-            records["module"].append(module_record)
+            for kind, call in calls.items():
+                start = time.perf_counter()
+                _, record = call()
+                times[kind].append(time.perf_counter() - start)
+                records[kind].append(record)
+        elementary_times, module_times = times["elementary"], times["module"]
+        module_record = records["module"][-1]
         elementary_rate = hybrids / float(np.median(elementary_times))
         module_rate = len(modules) * module_pairs / float(np.median(module_times))
+        equal_rate = len(modules) * module_pairs / float(np.median(times["module_equal"]))
         print(f"module maps ({len(modules)} modules of {args.module_size} channels, "
               f"{module_pairs} pairs, {module_record.method}, {module_record.maps_per_step} "
               f"maps x {module_record.pairs_per_step} pairs a step): median of {args.repeats} "
@@ -417,11 +433,17 @@ def bench_influence(args):
               f"{np.median(elementary_times):.2f} s (runs {_spread(elementary_times)}), "
               f"{elementary_rate:.0f} hybrids/s; modules = {module_rate / elementary_rate:.2f}x "
               "elementary")
+        print(f"module maps on the {len(used)} samples the elementary maps use (equal hybrids, "
+              f"equal samples), interleaved with the above: median "
+              f"{np.median(times['module_equal']):.2f} s (runs {_spread(times['module_equal'])}), "
+              f"{equal_rate:.0f} hybrids/s; modules = {equal_rate / elementary_rate:.2f}x "
+              "elementary at equal samples")
         for kind, runs in records.items():   # where the time went, medians over the runs
             median = {name: float(np.median([getattr(r, name) for r in runs])) for name in (
                 "seconds_per_sample", "seconds_parts", "seconds_steps")}
             steps_rate = runs[0].hybrids / median["seconds_steps"]
-            print(f"  {kind}: {runs[0].samples} samples through the model "
+            label = kind.replace("_equal", " (equal samples)")
+            print(f"  {label}: {runs[0].samples} samples through the model "
                   f"{median['seconds_per_sample']:.3f} s (to the cut, through the mixing "
                   f"layer unless the module parts give its output, originals, equal channels), "
                   f"module parts {median['seconds_parts']:.3f} s, "
@@ -433,9 +455,9 @@ def bench_influence(args):
               "while the maps are computed, sampled every 5 ms):")
         for pairs in args.scaling:
             out = _run_child(["_scaling", "--model", args.model, "--pairs", str(pairs),
-                              "--samples", str(args.samples), "--batch-size",
-                              str(args.batch_size)] + (["--layer", args.layer] if args.layer
-                                                       else []))
+                              "--samples", str(args.samples)]
+                             + (["--batch-size", str(args.batch_size)] if args.batch_size else [])
+                             + (["--layer", args.layer] if args.layer else []))
             count, seconds, before, peak, _ = out.split()[-5:]
             print(f"  {pairs:5d} pairs: {int(count) / float(seconds):7.0f} hybrids/s, peak "
                   f"{int(peak) / 1024:.0f} MiB resident (+{(int(peak) - int(before)) / 1024:.0f} "
@@ -773,7 +795,8 @@ def main(argv=None):
     influence.add_argument("--layer", default=None)
     influence.add_argument("--pairs", type=int, default=64)
     influence.add_argument("--samples", type=int, default=128)
-    influence.add_argument("--batch-size", type=int, default=256)
+    influence.add_argument("--batch-size", type=int, default=None,
+                           help="hybrids per step (default: tfcf's own choice, batch_size=None)")
     influence.add_argument("--module-size", type=int, default=32,
                            help="channels per module for the module-map rate (0: skip)")
     influence.add_argument("--repeats", type=int, default=5,
@@ -789,7 +812,7 @@ def main(argv=None):
     scaling.add_argument("--layer", default=None)
     scaling.add_argument("--pairs", type=int, default=64)
     scaling.add_argument("--samples", type=int, default=128)
-    scaling.add_argument("--batch-size", type=int, default=256)
+    scaling.add_argument("--batch-size", type=int, default=None)
     scaling.add_argument("--module-size", type=int, default=0)
     fid = commands.add_parser("fid", help="Keras FID Inception port vs the TorchScript network")
     fid.add_argument("--images", type=int, default=200)
