@@ -113,6 +113,34 @@ def test_hybrid_batches_give_the_same_result(tiny_generator, rng):
     np.testing.assert_allclose(whole, pieces, atol=1e-6)
 
 
+def test_default_batch_keeps_a_call_within_budget(tiny_generator, rng, monkeypatch):
+    """batch_size=None: 256 samples a call, fewer where the largest tensor of a call (base and
+    source together when the source is read) would pass _CALL_BYTES; here the largest per
+    sample is the image, 16 x 16 x 3 float32 = 3,072 bytes."""
+    module = sys.modules["tfcf.intervene"]
+    run, calls = module._run, []
+
+    def counted(model, inputs):
+        calls.append(len(inputs[0]))
+        return run(model, inputs)
+
+    z_base, z_source = latent(rng, 7), latent(rng, 7)
+    expected = tfcf.hybrid(tiny_generator, "block2", [0, 2], z_base, z_source, batch_size=7)
+    monkeypatch.setattr(module, "_run", counted)
+    tfcf.hybrid(tiny_generator, "block2", [0, 2], z_base, z_source)
+    assert calls == [14, 7]                  # 256 a call: all 7 pairs, base and source together
+    monkeypatch.setattr(module, "_CALL_BYTES", 3072 * 6)
+    calls.clear()
+    out = tfcf.hybrid(tiny_generator, "block2", [0, 2], z_base, z_source)
+    assert calls == [6, 3, 6, 3, 2, 1]       # 3 pairs a call: 6 samples through the head
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    calls.clear()
+    tfcf.intervene(tiny_generator, {"block2": tfcf.SetChannels([0], 0.0)}, z_base)
+    assert calls == [6, 6, 1, 1]             # no source: 6 samples a call
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1 or None"):
+        tfcf.hybrid(tiny_generator, "block2", [0], z_base, z_source, batch_size=0)
+
+
 def test_hybrid_multi_input_feeds_y_downstream(conditional_generator, rng):
     model = conditional_generator
     z1, z2 = latent(rng, 3), latent(rng, 3)

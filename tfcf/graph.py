@@ -232,6 +232,28 @@ class FlatGraph:
         """
         return self.specs[tid].batched
 
+    def largest_tensor_bytes(self):
+        """``(bytes, known)``: the size of the largest tensor with the batch axis, per sample;
+        ``known`` is False when some such tensor has a size known only at run time.
+
+        Example::
+
+            flat_graph(face_dcgan).largest_tensor_bytes()    # (262144, True): 32x32x64 float32
+        """
+        largest, known = 1, True
+        for spec in self.specs.values():
+            if not spec.batched:
+                continue
+            if any(d is None for d in spec.shape[1:]):
+                known = False
+                continue
+            try:
+                itemsize = np.dtype(spec.dtype).itemsize
+            except TypeError:        # bfloat16 and other names numpy does not know
+                itemsize = 4
+            largest = max(largest, int(np.prod(spec.shape[1:], dtype=np.int64)) * itemsize)
+        return largest, known
+
     def _expand(self, functional, local, prefix):
         depths = sorted(functional._nodes_by_depth, reverse=True)
         for depth in depths:

@@ -569,18 +569,8 @@ def _auto_batch(graph):
 
         _auto_batch(plan.rest)     # 512 for the face DCGAN after main.9 (32x32x64 float32)
     """
-    largest, cap = 1, _MAX_STEP
-    for spec in graph.specs.values():
-        if not spec.batched:
-            continue
-        if any(d is None for d in spec.shape[1:]):
-            cap = min(cap, 256)  # a size unknown until run time: no more than the old default
-            continue
-        try:
-            itemsize = np.dtype(spec.dtype).itemsize
-        except TypeError:        # bfloat16 and other names numpy does not know
-            itemsize = 4
-        largest = max(largest, math.prod(spec.shape[1:]) * itemsize)
+    largest, known = graph.largest_tensor_bytes()
+    cap = _MAX_STEP if known else min(_MAX_STEP, 256)   # sizes known at run time only: <= 256
     return int(max(1, min(cap, _STEP_BYTES // largest)))
 
 

@@ -24,6 +24,7 @@ Inference mode always: batch normalisation uses its moving statistics, dropout i
 from __future__ import annotations
 
 import logging
+import numbers
 
 import numpy as np
 
@@ -298,7 +299,10 @@ def _levels(graph, groups):
     return levels
 
 
-def intervene(model, interventions, base, source=None, batch_size=256):
+_CALL_BYTES = 128 * 2**20   # batch_size=None: one call's largest tensor within this
+
+
+def intervene(model, interventions, base, source=None, batch_size=None):
     """Run ``model`` on ``base`` with the values of some layers replaced; return numpy outputs.
 
     Example::
@@ -315,7 +319,9 @@ def intervene(model, interventions, base, source=None, batch_size=256):
             several inputs).
         source: the model inputs of the source pass, same structure and batch as ``base``;
             required when any intervention reads the source.
-        batch_size: samples per forward call.
+        batch_size: samples per forward call; None: 256, or fewer where one call's largest
+            tensor (base and source together) would pass 128 MiB (1 for MobileStyleGAN's
+            1024-px synthesis, whose 512-px layers take 64 MiB a sample).
 
     Returns:
         The model's output for the intervened base pass: one numpy array, or a list for a model
@@ -372,8 +378,14 @@ def intervene(model, interventions, base, source=None, batch_size=256):
             )
         if not reads_source:
             source_inputs = None
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if batch_size is None:
+        largest, _ = graph.largest_tensor_bytes()
+        copies = 1 if source_inputs is None else 2    # base and source go through one call
+        batch_size = int(max(1, min(256, _CALL_BYTES // (copies * largest))))
+    elif isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or (
+            batch_size < 1):
+        raise ValueError(f"batch_size must be an integer >= 1 or None (chosen from the "
+                         f"model's tensor sizes), got {batch_size!r}")
 
     total = graph.batch_size(base_inputs)
 
@@ -412,7 +424,7 @@ def intervene(model, interventions, base, source=None, batch_size=256):
     return outputs[0] if len(outputs) == 1 else outputs
 
 
-def hybrid(model, at, channels, base, source, batch_size=256):
+def hybrid(model, at, channels, base, source, batch_size=None):
     """Hybrid outputs: ``channels`` of layer ``at`` from the source pass, the rest from base.
 
     Example::
