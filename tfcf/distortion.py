@@ -55,13 +55,18 @@ def stretch_intervention(factor=1.5, axis=2):
     return Transform(lambda maps: stretch(maps, factor, axis))
 
 
-def distort(model, layer, z, factor=1.5, axis=2, batch_size=256):
+def distort(model, layer, z, factor=1.5, axis=2, batch_size=None):
     """(outputs with ``layer``'s maps stretched, the stretched unperturbed outputs).
 
         distorted, reference = distort(generator, "g_h2_relu", z)
-    """
-    from tfcf.intervene import intervene
 
+    ``batch_size``: samples per forward call; None sizes it as :func:`tfcf.intervene` does.
+    """
+    from tfcf.graph import flat_graph
+    from tfcf.intervene import default_batch, intervene
+
+    if batch_size is None:
+        batch_size = default_batch(flat_graph(model))
     distorted = intervene(model, {layer: stretch_intervention(factor, axis)}, base=z,
                           batch_size=batch_size)
     originals = np.asarray(model.predict(z, batch_size=batch_size, verbose=0))

@@ -37,6 +37,7 @@ __all__ = [
     "Split",
     "SwapChannels",
     "Transform",
+    "default_batch",
     "hybrid",
     "intervene",
     "split",
@@ -302,6 +303,18 @@ def _levels(graph, groups):
 _CALL_BYTES = 128 * 2**20   # batch_size=None: one call's largest tensor within this
 
 
+def default_batch(graph, copies=1):
+    """Samples per forward call for ``batch_size=None``: 256, or fewer where the largest tensor
+    of a call (``copies`` passes through it together) would pass 128 MiB.
+
+    Example::
+
+        default_batch(flat_graph(generator), copies=2)   # 256 (face DCGAN); 1 (MobileStyleGAN)
+    """
+    largest, _ = graph.largest_tensor_bytes()
+    return int(max(1, min(256, _CALL_BYTES // (copies * largest))))
+
+
 def intervene(model, interventions, base, source=None, batch_size=None):
     """Run ``model`` on ``base`` with the values of some layers replaced; return numpy outputs.
 
@@ -378,10 +391,8 @@ def intervene(model, interventions, base, source=None, batch_size=None):
             )
         if not reads_source:
             source_inputs = None
-    if batch_size is None:
-        largest, _ = graph.largest_tensor_bytes()
-        copies = 1 if source_inputs is None else 2    # base and source go through one call
-        batch_size = int(max(1, min(256, _CALL_BYTES // (copies * largest))))
+    if batch_size is None:   # base and source go through one call
+        batch_size = default_batch(graph, copies=1 if source_inputs is None else 2)
     elif isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or (
             batch_size < 1):
         raise ValueError(f"batch_size must be an integer >= 1 or None (chosen from the "
