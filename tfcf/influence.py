@@ -73,7 +73,7 @@ import keras
 import numpy as np
 
 from tfcf.graph import flat_graph
-from tfcf.intervene import SwapChannels, intervene
+from tfcf.intervene import SwapChannels, default_batch, intervene
 from tfcf.io import progress_bar
 from tfcf.shortcut import (conv_padded, fast_transposed_call, find_shortcut, finish_transposed,
                            is_elementwise, shortcut_layer, taps_of, transposed_taps)
@@ -906,7 +906,8 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
         batch_size: hybrids per downstream call (maps x pairs of one step); None: as many as
             keep the step's largest tensor after the cut within 128 MiB, at most 1024 (512
             for the face DCGAN's ``main.8``; 2 for MobileStyleGAN's ``LeakyRelu_342``, whose
-            512-px layers take 64 MiB a hybrid). Memory grows with it, not with the pairs.
+            512-px layers take 64 MiB a hybrid); for modules over several layers, as
+            :func:`tfcf.intervene` sizes a call. Memory grows with it, not with the pairs.
         keep_color: return ``[num_maps, H, W, colours]`` instead of averaging colours.
         method: "auto" (linear shortcut when possible), "generic" or "linear" (the shortcut,
             or an error saying why not).
@@ -950,8 +951,8 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
         )
     started = time.time()
     if not isinstance(at, str):
-        if batch_size is None:
-            batch_size = _auto_batch(graph)
+        if batch_size is None:   # each step is a tfcf.intervene call on base and source
+            batch_size = default_batch(graph, copies=2)
         maps = _multi_layer_maps(model, list(at), channels, inputs, input_flags, base_index,
                                  source_index, statistic, batch_size, keep_color, progress)
         if not return_record:
