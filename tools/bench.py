@@ -295,8 +295,10 @@ def _scaling_child(args):
         with open("/proc/self/statm") as handle:
             return int(handle.read().split()[1]) * resource.getpagesize() // 1024
 
-    # the same step shape on few pairs: compiles what the timed call uses
-    tfcf.influence_maps(spec.model, spec.layer, z, channels=channels, num_pairs=16,
+    # the same call once untimed: compiles what the timed call uses (a warm-up on fewer pairs
+    # used fewer samples, so the per-sample parts compiled again inside the timed call: at 64
+    # pairs that halved the rate shown)
+    tfcf.influence_maps(spec.model, spec.layer, z, channels=channels, num_pairs=args.pairs,
                         progress=False, batch_size=args.batch_size)
     before, peak, done = resident(), [0], threading.Event()
 
