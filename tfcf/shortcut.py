@@ -31,8 +31,8 @@ import keras
 from tfcf.graph import flat_graph
 
 __all__ = ["Scale", "Shortcut", "Taps", "conv_padded", "depth_to_space", "fast_transposed_call",
-           "find_shortcut", "finish_transposed", "is_elementwise", "shortcut_layer", "taps_of",
-           "transposed_taps"]
+           "find_shortcut", "finish_transposed", "is_elementwise", "mixes_channels",
+           "shortcut_layer", "taps_of", "transposed_taps"]
 
 
 # ----------------------------------------------------------------------------- layout helpers
@@ -164,6 +164,19 @@ def _mixing(op, graph):
     if isinstance(layer, keras.layers.Dense):
         return len(shape) >= 2
     return getattr(layer, "padding", "valid") in ("valid", "same", "causal")
+
+
+def mixes_channels(op, graph):
+    """True for a linear layer that mixes channels and that the shortcut can restrict to some
+    input channels (dense, convolution, transposed convolution; not a depthwise one).
+
+    Example::
+
+        graph = flat_graph(generator)
+        mixes_channels(graph.op_named("main.9"), graph)     # True: a Conv2DTranspose
+        mixes_channels(graph.op_named("main.10"), graph)    # False: batch norm
+    """
+    return _mixing(op, graph) and not _channel_preserving(op, graph)
 
 
 def _commutes_with_scales(op):

@@ -769,10 +769,10 @@ def bench_linear_region(args):
                                               for r in graph.consumers(tid))]
     # and the region's first channel-mixing layer alone: what a shortcut that still runs the
     # rest of the region on every hybrid (a fan-out: tfcf's shortcut needs a chain) could skip
-    from tfcf.shortcut import _channel_preserving, _mixing
+    from tfcf.shortcut import mixes_channels
 
     mixing = next((op for op in graph.ops if id(op) in in_region_ids
-                   and _mixing(op, graph) and not _channel_preserving(op, graph)), None)
+                   and mixes_channels(op, graph)), None)
     boundaries = [("cut", [cut]), ("after", leaving)]
     if mixing is not None:
         boundaries += [("mixing_in", [mixing.inputs[0]]), ("mixing_out", list(mixing.outputs))]
