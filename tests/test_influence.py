@@ -158,13 +158,13 @@ def test_bad_arguments(tiny_generator, z):
 
 def test_default_step_keeps_the_largest_tensor_after_the_cut_within_budget(tiny_generator, z,
                                                                           monkeypatch):
-    """batch_size=None: hybrids per step = _STEP_BYTES // the largest tensor after the hybrids
-    (here the image, 16 x 16 x 3 float32 = 3,072 bytes), at most _MAX_STEP; the maps are those
-    of that batch size given explicitly."""
-    from tfcf import influence
+    """batch_size=None: hybrids per step = the budget (tfcf.intervene's _CALL_BYTES) // the
+    largest tensor after the hybrids (here the image, 16 x 16 x 3 float32 = 3,072 bytes), at most
+    _MAX_STEP; the maps are those of that batch size given explicitly."""
+    influence, intervene = sys.modules["tfcf.influence"], sys.modules["tfcf.intervene"]
 
     for budget, cap, shape in ((10, 1024, (1, 6)), (100, 1024, (8, 6)), (10**6, 20, (3, 6))):
-        monkeypatch.setattr(influence, "_STEP_BYTES", 3072 * budget)
+        monkeypatch.setattr(intervene, "_CALL_BYTES", 3072 * budget)
         monkeypatch.setattr(influence, "_MAX_STEP", cap)
         maps, record = tfcf.influence_maps(tiny_generator, "block1", z, num_pairs=6,
                                            progress=False, return_record=True)
@@ -179,13 +179,15 @@ def test_default_step_with_sizes_unknown_until_run_time_stays_at_256():
     import keras
 
     from tfcf.graph import flat_graph
-    from tfcf.influence import _auto_batch
+    from tfcf.intervene import default_batch
 
     x = keras.Input((None, None, 4))
     model = keras.Model(x, keras.layers.Conv2D(3, 1)(x))
-    assert _auto_batch(flat_graph(model)) == 256
+    assert default_batch(flat_graph(model), most=1024) == 256
     fixed = keras.Input((8, 8, 4))
-    assert _auto_batch(flat_graph(keras.Model(fixed, keras.layers.Conv2D(3, 1)(fixed)))) == 1024
+    fixed_model = keras.Model(fixed, keras.layers.Conv2D(3, 1)(fixed))
+    assert default_batch(flat_graph(fixed_model), most=1024) == 1024
+    assert default_batch(flat_graph(fixed_model), copies=2) == 256
 
 
 @pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",

@@ -64,7 +64,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import numbers
 import time
 import warnings
 import weakref
@@ -73,7 +72,7 @@ import keras
 import numpy as np
 
 from tfcf.graph import flat_graph
-from tfcf.intervene import SwapChannels, default_batch, intervene
+from tfcf.intervene import SwapChannels, check_batch_size, default_batch, intervene
 from tfcf.io import progress_bar
 from tfcf.shortcut import (conv_padded, fast_transposed_call, find_shortcut, finish_transposed,
                            is_elementwise, shortcut_layer, taps_of, transposed_taps)
@@ -557,21 +556,7 @@ class _Pieces:
 
 _ENGINES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _PRECOMPUTED_BYTES = 512 * 2**20   # per block of modules' precomputed parts
-_STEP_BYTES = 128 * 2**20          # batch_size=None: a step's largest tensor after the cut
-_MAX_STEP = 1024                   # batch_size=None: at most this many hybrids a step
-
-
-def _auto_batch(graph):
-    """Hybrids per step for ``batch_size=None``: as many as keep the largest batched tensor of
-    ``graph`` (the part after the hybrids) within ``_STEP_BYTES``, between 1 and ``_MAX_STEP``.
-
-    Example::
-
-        _auto_batch(plan.rest)     # 512 for the face DCGAN after main.9 (32x32x64 float32)
-    """
-    largest, known = graph.largest_tensor_bytes()
-    cap = _MAX_STEP if known else min(_MAX_STEP, 256)   # sizes known at run time only: <= 256
-    return int(max(1, min(cap, _STEP_BYTES // largest)))
+_MAX_STEP = 1024   # batch_size=None: at most this many hybrids a step
 
 
 class _Engine:
@@ -925,10 +910,7 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
         raise ValueError(f"unknown statistic {statistic!r}; valid: {', '.join(STATISTICS)}")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
-            batch_size, numbers.Integral) or batch_size < 1):
-        raise ValueError(f"batch_size must be an integer >= 1 or None (chosen from the "
-                         f"model's tensor sizes), got {batch_size!r}")
+    check_batch_size(batch_size)
     graph = flat_graph(model)
     z = ([keras.ops.convert_to_numpy(v) for v in z] if isinstance(z, (list, tuple))
          else keras.ops.convert_to_numpy(z))
@@ -972,8 +954,8 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
                 "axis: one value shared by every sample, so it has no influence map; choose a "
                 "layer whose output has the batch axis")
     plan = _plan(graph, at, method)
-    if batch_size is None:
-        batch_size = _auto_batch(plan.rest)
+    if batch_size is None:   # the step's largest tensor after the hybrids within 128 MiB
+        batch_size = default_batch(plan.rest, most=_MAX_STEP)
     num_channels = int(graph.specs[cut[-1]].shape[-1]) if len(cut) == 1 else None
     # Only the samples some pair uses go through the model (few pairs of many samples).
     used, inverse = np.unique(np.concatenate([base_index, source_index]), return_inverse=True)

@@ -37,6 +37,7 @@ __all__ = [
     "Split",
     "SwapChannels",
     "Transform",
+    "check_batch_size",
     "default_batch",
     "hybrid",
     "intervene",
@@ -303,16 +304,32 @@ def _levels(graph, groups):
 _CALL_BYTES = 128 * 2**20   # batch_size=None: one call's largest tensor within this
 
 
-def default_batch(graph, copies=1):
-    """Samples per forward call for ``batch_size=None``: 256, or fewer where the largest tensor
-    of a call (``copies`` passes through it together) would pass 128 MiB.
+def check_batch_size(batch_size):
+    """``batch_size`` when it is None or an integer >= 1; else a ValueError naming it.
+
+    Example::
+
+        check_batch_size(64)      # 64; check_batch_size(0) raises
+    """
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
+            batch_size, numbers.Integral) or batch_size < 1):
+        raise ValueError(f"batch_size must be an integer >= 1 or None (chosen from the "
+                         f"model's tensor sizes), got {batch_size!r}")
+    return batch_size
+
+
+def default_batch(graph, copies=1, most=256):
+    """Samples (or hybrids) per call for ``batch_size=None``: ``most``, or fewer where the
+    largest tensor of ``graph`` for a call (``copies`` passes through it together) would pass
+    128 MiB; at most 256 where a tensor's size is known only at run time.
 
     Example::
 
         default_batch(flat_graph(generator), copies=2)   # 256 (face DCGAN); 1 (MobileStyleGAN)
     """
-    largest, _ = graph.largest_tensor_bytes()
-    return int(max(1, min(256, _CALL_BYTES // (copies * largest))))
+    largest, known = graph.largest_tensor_bytes()
+    most = most if known else min(most, 256)
+    return int(max(1, min(most, _CALL_BYTES // (copies * largest))))
 
 
 def intervene(model, interventions, base, source=None, batch_size=None):
@@ -391,12 +408,8 @@ def intervene(model, interventions, base, source=None, batch_size=None):
             )
         if not reads_source:
             source_inputs = None
-    if batch_size is None:   # base and source go through one call
+    if check_batch_size(batch_size) is None:   # base and source go through one call
         batch_size = default_batch(graph, copies=1 if source_inputs is None else 2)
-    elif isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or (
-            batch_size < 1):
-        raise ValueError(f"batch_size must be an integer >= 1 or None (chosen from the "
-                         f"model's tensor sizes), got {batch_size!r}")
 
     total = graph.batch_size(base_inputs)
 
