@@ -19,10 +19,11 @@ measured in the same run; module maps (`--module-size` channels per module, as m
 elementary maps) against elementary ones, the two interleaved, median of `--repeats` runs each (one
 run varies by +-15 % on a shared virtual machine), and again on only the samples the elementary
 maps' pairs use (equal hybrids and equal samples: 2048 pairs per module touch every sample, 64
-pairs about 80 of 128, and each sample is one pass through the model), with where each kind's
-time went (samples through the model, module parts, steps: `InfluenceRecord`); and, in a child
-process per setting,
-hybrids/s and peak resident memory at `--scaling` pairs (64, 256, 1024). `--core-baseline`
+pairs about 80 of 128, and each sample is one pass through the model), and against elementary
+maps of as many single channels with the module maps' pairs (equal maps, pairs, samples and
+hybrids: only the kind of map differs; the 128 elementary maps of 64 pairs share each pair's work
+among 128 maps, 4 maps among 4), with where each kind's time went (samples through the model,
+module parts, steps: `InfluenceRecord`); and, in a child process per setting, hybrids/s and peak resident memory at `--scaling` pairs (64, 256, 1024). `--core-baseline`
 (default) also times per-channel `tfcf.hybrid` calls. The last line reads `influence: <ratio>x vs
 PyTorch peer`.
 
@@ -407,7 +408,12 @@ def bench_influence(args):
         tfcf.influence_maps(model, layer, z_used, **options)
         # the same number of hybrids each way, interleaved, median of --repeats runs each:
         # one run of any varies by +-15 % on this shared virtual machine
-        times = {"elementary": [], "module": [], "module_equal": []}
+        # Elementary maps as many as the modules, with the modules' pairs: a channel of each
+        # module (its first), so that only the kind of map differs.
+        singles = [[module[0]] for module in modules]
+        single_options = dict(options, channels=singles)
+        tfcf.influence_maps(model, layer, z, **single_options)
+        times = {"elementary": [], "module": [], "module_equal": [], "same_pairs": []}
         records = {kind: [] for kind in times}
         calls = {"elementary": lambda: tfcf.influence_maps(
                      model, layer, z, num_pairs=args.pairs, progress=False,
@@ -415,7 +421,9 @@ def bench_influence(args):
                  "module": lambda: tfcf.influence_maps(model, layer, z, return_record=True,
                                                        **options),
                  "module_equal": lambda: tfcf.influence_maps(model, layer, z_used,
-                                                             return_record=True, **options)}
+                                                             return_record=True, **options),
+                 "same_pairs": lambda: tfcf.influence_maps(model, layer, z, return_record=True,
+                                                           **single_options)}
         for _ in range(args.repeats):
             for kind, call in calls.items():
                 start = time.perf_counter()
@@ -440,11 +448,18 @@ def bench_influence(args):
               f"{np.median(times['module_equal']):.2f} s (runs {_spread(times['module_equal'])}), "
               f"{equal_rate:.0f} hybrids/s; modules = {equal_rate / elementary_rate:.2f}x "
               "elementary at equal samples")
+        same_rate = len(singles) * module_pairs / float(np.median(times["same_pairs"]))
+        print(f"elementary maps with the module maps' pairs ({len(singles)} channels, the first "
+              f"of each module, x {module_pairs} pairs: equal maps, pairs, samples and hybrids), "
+              f"interleaved with the above: median {np.median(times['same_pairs']):.2f} s (runs "
+              f"{_spread(times['same_pairs'])}), {same_rate:.0f} hybrids/s; modules = "
+              f"{module_rate / same_rate:.2f}x elementary with the same pairs")
         for kind, runs in records.items():   # where the time went, medians over the runs
             median = {name: float(np.median([getattr(r, name) for r in runs])) for name in (
                 "seconds_per_sample", "seconds_parts", "seconds_steps")}
             steps_rate = runs[0].hybrids / median["seconds_steps"]
-            label = kind.replace("_equal", " (equal samples)")
+            label = {"module_equal": "module (equal samples)",
+                     "same_pairs": "elementary (the module maps' pairs)"}.get(kind, kind)
             print(f"  {label}: {runs[0].samples} samples through the model "
                   f"{median['seconds_per_sample']:.3f} s (to the cut, through the mixing "
                   f"layer unless the module parts give its output, originals, equal channels), "
