@@ -22,8 +22,9 @@ maps' pairs use (equal hybrids and equal samples: 2048 pairs per module touch ev
 pairs about 80 of 128, and each sample is one pass through the model), and against elementary
 maps of as many single channels with the module maps' pairs (equal maps, pairs, samples and
 hybrids: only the kind of map differs; the 128 elementary maps of 64 pairs share each pair's work
-among 128 maps, 4 maps among 4), with where each kind's time went (samples through the model,
-module parts, steps: `InfluenceRecord`); and, in a child process per setting, hybrids/s and peak resident memory at `--scaling` pairs (64, 256, 1024). `--core-baseline`
+among 128 maps, these 4 maps among 4), with where each kind's time went (samples through the
+model, module parts, steps: `InfluenceRecord`); and, in a child process per setting, hybrids/s and
+peak resident memory at `--scaling` pairs (64, 256, 1024). `--core-baseline`
 (default) also times per-channel `tfcf.hybrid` calls. The last line reads `influence: <ratio>x vs
 PyTorch peer`.
 
