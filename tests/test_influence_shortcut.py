@@ -203,6 +203,27 @@ def test_modules_that_partition_the_channels(chain, channels, modules, latents, 
     np.testing.assert_allclose(ours, generic, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("modules", [
+    pytest.param([[0], list(range(1, 11)), [3, 4], [5, 6, 7, 8, 9, 10, 11, 0]], id="overlapping"),
+    pytest.param([[9], list(range(7)), [10, 11], [7, 8]], id="partition"),
+])
+def test_precomputed_parts_in_blocks_of_their_own_width(modules, latents):
+    """Modules of mixed sizes, two a step: the parts are computed a block at a time, the widest
+    modules first, each block padded to its own width (wide blocks as masked convolutions, narrow
+    ones through their kernel rows); the maps come back in the order asked and equal the
+    generic path, also when the modules partition the channels (the layer's output from the
+    parts)."""
+    model = _model(transposed_same, channels=12)
+    ours, record = tfcf.influence_maps(model, "cut", latents, num_pairs=12, channels=modules,
+                                       seed=3, batch_size=24, progress=False,
+                                       return_record=True)
+    assert record.maps_per_step == 2 and record.seconds_parts > 0
+    generic = tfcf.influence_maps(model, "cut", latents, num_pairs=12, channels=modules, seed=3,
+                                  batch_size=24, progress=False, method="generic")
+    assert generic.max() > 1e-3
+    np.testing.assert_allclose(ours, generic, rtol=1e-4, atol=1e-5)
+
+
 def test_module_maps_per_pair_path(latents):
     """Fewer pairs than samples: each pair's difference through the module's kernel rows (no
     precomputed per-sample contributions); and a module of every channel."""

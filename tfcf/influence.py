@@ -569,8 +569,7 @@ class _Engine:
     cached engine follows the model's current weights.
     """
 
-    def __init__(self, plan, statistic, reduce_color, num_masks, pairs, xla, precomputed,
-                 dense_parts=False):
+    def __init__(self, plan, statistic, reduce_color, num_masks, pairs, xla, precomputed):
         self.plan = plan
         self.precomputed = precomputed
         self.scaled = plan.scale_index is not None
@@ -602,13 +601,13 @@ class _Engine:
                        else self._reduce)
         self.step = _compile(self._step, xla=self.whole)
         self.forward = _compile(self._forward, xla=self.whole)
-        # Precomputed parts of wide modules (a quarter of the channels or more): one masked
+        # Precomputed parts of wide modules (more than half the channels): one masked
         # convolution, which oneDNN runs fastest outside XLA on TensorFlow; narrow modules:
-        # their own kernel rows, fused by XLA.
-        self.dense_parts = dense_parts
-        self.contributions = _compile(self._contributions, xla=xla and not (
-            dense_parts and backend == "tensorflow" and plan.taps.kernel_size
+        # their own kernel rows, fused by XLA (see contributions).
+        self.dense_contributions = _compile(self._masked_parts, xla=xla and not (
+            backend == "tensorflow" and plan.taps is not None and plan.taps.kernel_size
             and plan.taps.kind != "flat_dense"))
+        self.row_contributions = _compile(self._row_parts, xla=xla)
         self.assemble = _compile(self._assemble, xla=xla)
 
     @classmethod
@@ -650,13 +649,18 @@ class _Engine:
         parts = taps.finish(ops.reshape(parts, (-1,) + tuple(parts.shape[2:])))
         return ops.reshape(parts, (self.num_masks, -1) + tuple(parts.shape[1:]))
 
-    def _contributions(self, values, table, valid):
+    def contributions(self, values, masks):
         """Precomputed mode: each module's contribution for every sample [M, N, ...] (the
-        mixing layer's output from the module's channels alone, without the bias)."""
-        kernel = self.plan.taps.kernel()
-        if self.dense_parts:
-            return self._masked_parts(values, table, valid, kernel)
-        return self._contribute(values, table, self._rows(table, valid, kernel))
+        mixing layer's output from the module's channels alone, without the bias), for the
+        modules ``masks`` [M, C] (0/1). The modules' channels are padded to the block's own
+        width: a block of narrow modules costs their channels, not the widest module's."""
+        table, valid = _module_table(masks)
+        if 2 * table.shape[1] > masks.shape[1]:
+            return self.dense_contributions(values, table, valid)
+        return self.row_contributions(values, table, valid)
+
+    def _row_parts(self, values, table, valid):
+        return self._contribute(values, table, self._rows(table, valid, self.plan.taps.kernel()))
 
     def _assemble(self, parts, weights):
         """The mixing layer's output [N, ...] from the parts of modules that partition its input
@@ -674,11 +678,12 @@ class _Engine:
             total = total + ops.cast(layer.bias, total.dtype)
         return total
 
-    def _masked_parts(self, values, table, valid, kernel):
+    def _masked_parts(self, values, table, valid):
         """Each module's contribution as one convolution (or matrix product) of all channels
         with the kernel masked to the module's rows, the modules side by side as output
         channels: for wide modules, this beats gathering each module's channels."""
         ops, taps = keras.ops, self.plan.taps
+        kernel = taps.kernel()
         num_channels, outputs = int(kernel.shape[-2]), int(kernel.shape[-1])
         masks = ops.sum(ops.one_hot(table, num_channels, dtype=kernel.dtype)
                         * valid[..., None], axis=1)                                  # [M, C]
@@ -1014,22 +1019,24 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
                           and len(plan.middle.inputs) == 1 and len(plan.middle.outputs) == 1)
     # XLA fuses the hybrids' formation; not under a strategy (variables on another device)
     xla = strategy is None
-    # Wide modules' parts: one convolution of all channels with masked kernels (see _Engine)
-    dense_parts = precomputed and 4 * width > num_channels
     key = (at, plan.kind, statistic, reduce_color, masks_per_step, width, pairs_per_step, xla,
-           precomputed, dense_parts, plan.scale_index)
+           precomputed, plan.scale_index)
     engine = _Engine.get(model, key, plan, statistic, reduce_color, masks_per_step,
-                         pairs_per_step, xla, precomputed, dense_parts)
-    blocks = []   # (maps, the maps padded to masks_per_step) of each step's block of maps
+                         pairs_per_step, xla, precomputed)
+    # (maps, the maps padded to masks_per_step) of each step's block of maps; precomputed parts:
+    # the widest modules first, so that a block's modules are of similar sizes
+    order = (np.argsort(-masks.sum(axis=1), kind="stable") if precomputed
+             else np.arange(num_maps))
+    blocks = []
     for first, last in _index_ranges(num_maps, masks_per_step):
-        rows = np.arange(first, last)
+        rows = order[first:last]
         blocks.append((rows, np.concatenate([rows, np.full(masks_per_step - len(rows),
                                                            rows[-1])])))
     parts, parts_seconds = {}, 0.0
     if from_parts:
         before = time.time()
         for index, (_, padded) in enumerate(blocks):
-            parts[index] = engine.contributions(values, table[padded], valid[padded])
+            parts[index] = engine.contributions(values, masks[padded])
         weights = [(np.arange(masks_per_step) < len(rows)).astype("float32")
                    for rows, _ in blocks]
         downstream = [engine.assemble([parts[i] for i in range(len(blocks))], weights)]
@@ -1054,14 +1061,14 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
     replicas = _Replicas(strategy)
     with progress_bar(num_maps * num_pairs, progress, f"influence maps ({num_maps})",
                       "hybrid") as bar:
+        done = 0   # maps finished
         for index, (rows, padded) in enumerate(blocks):
-            last = rows[-1] + 1
             if plan.kind == "linear":
                 modules = (table[padded], valid[padded])
                 if precomputed:
                     if index not in parts:
                         before = time.time()
-                        parts[index] = engine.contributions(values, *modules)
+                        parts[index] = engine.contributions(values, masks[padded])
                         parts_seconds += _ready(parts[index]) - before
                     modules += (parts.pop(index),)
                 else:
@@ -1080,7 +1087,8 @@ def influence_maps(model, at, z, channels=None, statistic="mean_abs", num_pairs=
                 bar.update(len(rows) * (stop - start))
             partial = [np.asarray(keras.ops.convert_to_numpy(t))[: len(rows)] for t in totals]
             accumulator.add(rows, partial, num_pairs)
-            bar.set_postfix_str(f"maps {last}/{num_maps}")
+            done += len(rows)
+            bar.set_postfix_str(f"maps {done}/{num_maps}")
     finished = time.time()
     maps = accumulator.result().astype("float32")
     if not reduce_color and not keep_color:
