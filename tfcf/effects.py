@@ -18,7 +18,7 @@ import numpy as np
 from tfcf.influence import individual_influence, influence_maps
 from tfcf.modules import cluster
 
-__all__ = ["causal_effect_magnitude", "regression"]
+__all__ = ["causal_effect_magnitude", "effect_modules", "regression"]
 
 
 def causal_effect_magnitude(model, at, z, maps, ks=(1, 2, 3, 4, 5, 6), method="nmf",
@@ -38,24 +38,9 @@ def causal_effect_magnitude(model, at, z, maps, ks=(1, 2, 3, 4, 5, 6), method="n
     Dead channels (all-zero maps) are in no module, not even the whole layer's (k = 1), so
     module sizes count the channels that can have an effect.
     """
-    maps = np.asarray(maps)
     ks = [int(k) for k in ks]
-    if not ks or min(ks) < 1:
-        raise ValueError(f"ks must be positive numbers of clusters, got {ks}")
-    channels = np.arange(len(maps)) if channels is None else np.asarray(channels)
-    if len(channels) != len(maps):
-        raise ValueError(f"{len(channels)} channel indices for {len(maps)} maps")
-    live = channels[np.asarray(maps).reshape(len(maps), -1).any(axis=1)]
-    per_k = []
-    for k in ks:
-        if k == 1:
-            modules = [live.tolist()]
-        else:
-            clustering = cluster(maps, k, method=method, window=window, percentile=percentile,
-                                 seed=seed, channels=channels)
-            modules = [clustering.members(j).tolist() for j in range(k)]
-            modules = [m for m in modules if m]
-        per_k.append(modules)
+    per_k = effect_modules(maps, ks, method=method, seed=seed, window=window,
+                           percentile=percentile, channels=channels)
     # every module of every k in one call: the model runs once per sample for all of them, and
     # each module hybrid goes through the linear shortcut (tfcf.influence_maps)
     every = [module for modules in per_k for module in modules]
@@ -98,3 +83,37 @@ def regression(x, y):
     total = np.sum((y - y.mean()) ** 2)
     r2 = 1.0 - np.sum(residual**2) / total if total > 0 else 1.0
     return {"slope": float(slope), "intercept": float(intercept), "r2": float(r2)}
+
+
+def effect_modules(maps, ks=(1, 2, 3, 4, 5, 6), method="nmf", seed=0, window=3, percentile=75,
+                   channels=None):
+    """The modules :func:`causal_effect_magnitude` measures: for each k, a list of channel lists.
+
+    Example::
+
+        per_k = effect_modules(maps, ks=(1, 2, 3))   # [[all live channels], [C0, C1], [...]]
+        every = [module for modules in per_k for module in modules]
+
+    k = 1 is every live channel (dead channels, all-zero maps, are in no module); k > 1 the
+    non-empty modules of :func:`tfcf.cluster` with these settings. ``channels``: the layer's
+    channel index of each map.
+    """
+    maps = np.asarray(maps)
+    ks = [int(k) for k in ks]
+    if not ks or min(ks) < 1:
+        raise ValueError(f"ks must be positive numbers of clusters, got {ks}")
+    channels = np.arange(len(maps)) if channels is None else np.asarray(channels)
+    if len(channels) != len(maps):
+        raise ValueError(f"{len(channels)} channel indices for {len(maps)} maps")
+    live = channels[np.asarray(maps).reshape(len(maps), -1).any(axis=1)]
+    per_k = []
+    for k in ks:
+        if k == 1:
+            modules = [live.tolist()]
+        else:
+            clustering = cluster(maps, k, method=method, window=window, percentile=percentile,
+                                 seed=seed, channels=channels)
+            modules = [clustering.members(j).tolist() for j in range(k)]
+            modules = [m for m in modules if m]
+        per_k.append(modules)
+    return per_k

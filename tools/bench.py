@@ -23,7 +23,10 @@ pairs about 80 of 128, and each sample is one pass through the model), and again
 maps of as many single channels with the module maps' pairs (equal maps, pairs, samples and
 hybrids: only the kind of map differs; the 128 elementary maps of 64 pairs share each pair's work
 among 128 maps, these 4 maps among 4), with where each kind's time went (samples through the
-model, module parts, steps: `InfluenceRecord`); and, in a child process per setting, hybrids/s and
+model, module parts, steps: `InfluenceRecord`); module maps as the magnitude figure computes them
+(`tfcf.effects.causal_effect_magnitude`: the 21 NMF modules of k = 1..6, `--magnitude-samples`
+samples and as many pairs) against the elementary maps of the same pairs; and, in a child process
+per setting, hybrids/s and
 peak resident memory at `--scaling` pairs (64, 256, 1024). `--core-baseline`
 (default) also times per-channel `tfcf.hybrid` calls. The last line reads `influence: <ratio>x vs
 PyTorch peer`.
@@ -468,6 +471,9 @@ def bench_influence(args):
                   f"steps {median['seconds_steps']:.3f} s ({steps_rate:.0f} hybrids/s in the "
                   "steps)")
 
+    if args.magnitude_samples:
+        _magnitude_workload(model, layer, args)
+
     if args.scaling:
         print("scaling (a child process per setting, after a warm-up; peak resident memory "
               "while the maps are computed, sampled every 5 ms):")
@@ -657,6 +663,49 @@ def bench_train(args):
     print(f"train: {rates['dcgan']:.2f} steps/s ({rates['dcgan'] / fit_rate:.2f}x vs fit)")
 
 
+def _magnitude_workload(model, layer, args):
+    """Module maps as the magnitude figure computes them (`tfcf.effects.causal_effect_magnitude`:
+    the NMF modules of k = 1..6 of the elementary maps, all in one call, N samples x N pairs)
+    against the elementary maps of the same samples and pairs, interleaved, median of --repeats."""
+    import numpy as np
+
+    import tfcf
+    from tfcf.effects import effect_modules
+
+    count = args.magnitude_samples
+    z = np.random.default_rng(1).normal(size=(count, 100)).astype("float32")
+    options = dict(num_pairs=count, progress=False, batch_size=args.batch_size,
+                   return_record=True)
+    maps, _ = tfcf.influence_maps(model, layer, z, **options)
+    every = [module for modules in effect_modules(maps) for module in modules]
+    tfcf.influence_maps(model, layer, z, channels=every, **options)   # compile
+    times = {"elementary": [], "module": []}
+    records = {kind: [] for kind in times}
+    for _ in range(args.repeats):
+        for kind, channels in (("elementary", None), ("module", every)):
+            start = time.perf_counter()
+            _, record = tfcf.influence_maps(model, layer, z, channels=channels, **options)
+            times[kind].append(time.perf_counter() - start)
+            records[kind].append(record)
+    rates = {kind: records[kind][0].hybrids / float(np.median(runs))
+             for kind, runs in times.items()}
+    print(f"module maps as the magnitude figure computes them ({len(every)} NMF modules of "
+          f"k = 1..6, {min(map(len, every))}-{max(map(len, every))} channels, {count} samples x "
+          f"{count} pairs): median of {args.repeats} runs {np.median(times['module']):.2f} s "
+          f"(runs {_spread(times['module'])}), {rates['module']:.0f} hybrids/s; the elementary "
+          f"maps of the same samples and pairs interleaved {np.median(times['elementary']):.2f} s "
+          f"(runs {_spread(times['elementary'])}), {rates['elementary']:.0f} hybrids/s; modules = "
+          f"{rates['module'] / rates['elementary']:.2f}x elementary (a module hybrid changes "
+          f"{np.mean([len(m) for m in every]):.0f} channels on average, an elementary one 1)")
+    for kind, runs in records.items():
+        median = {name: float(np.median([getattr(r, name) for r in runs])) for name in (
+            "seconds_per_sample", "seconds_parts", "seconds_steps")}
+        print(f"  {kind}: {runs[0].samples} samples through the model "
+              f"{median['seconds_per_sample']:.3f} s, module parts {median['seconds_parts']:.3f} s, "
+              f"steps {median['seconds_steps']:.3f} s ({runs[0].maps_per_step} maps x "
+              f"{runs[0].pairs_per_step} pairs a step)")
+
+
 def _linear_in(op, region):
     """True when ``op`` is linear (or affine) in its inputs that lie in ``region`` (the tensors
     computed from the cut), its other inputs held fixed (styles, per-sample scales)."""
@@ -832,6 +881,8 @@ def main(argv=None):
                            help="hybrids per step (default: tfcf's own choice, batch_size=None)")
     influence.add_argument("--module-size", type=int, default=32,
                            help="channels per module for the module-map rate (0: skip)")
+    influence.add_argument("--magnitude-samples", type=int, default=256,
+                           help="samples (= pairs) of the magnitude-figure module maps (0: skip)")
     influence.add_argument("--repeats", type=int, default=5,
                            help="interleaved runs of elementary and module maps (median)")
     influence.add_argument("--scaling", type=int, nargs="*", default=[64, 256, 1024],
