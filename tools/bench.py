@@ -459,8 +459,7 @@ def bench_influence(args):
               f"{_spread(times['same_pairs'])}), {same_rate:.0f} hybrids/s; modules = "
               f"{module_rate / same_rate:.2f}x elementary with the same pairs")
         for kind, runs in records.items():   # where the time went, medians over the runs
-            median = {name: float(np.median([getattr(r, name) for r in runs])) for name in (
-                "seconds_per_sample", "seconds_parts", "seconds_steps")}
+            median = _record_medians(runs)
             steps_rate = runs[0].hybrids / median["seconds_steps"]
             label = {"module_equal": "module (equal samples)",
                      "same_pairs": "elementary (the module maps' pairs)"}.get(kind, kind)
@@ -663,6 +662,14 @@ def bench_train(args):
     print(f"train: {rates['dcgan']:.2f} steps/s ({rates['dcgan'] / fit_rate:.2f}x vs fit)")
 
 
+def _record_medians(records):
+    """Medians over runs of where an influence-map call's time went (`InfluenceRecord`)."""
+    import numpy as np
+
+    return {name: float(np.median([getattr(r, name) for r in records])) for name in (
+        "seconds_per_sample", "seconds_parts", "seconds_steps")}
+
+
 def _magnitude_workload(model, layer, args):
     """Module maps as the magnitude figure computes them (`tfcf.effects.causal_effect_magnitude`:
     the NMF modules of k = 1..6 of the elementary maps, all in one call, N samples x N pairs)
@@ -698,8 +705,7 @@ def _magnitude_workload(model, layer, args):
           f"{rates['module'] / rates['elementary']:.2f}x elementary (a module hybrid changes "
           f"{np.mean([len(m) for m in every]):.0f} channels on average, an elementary one 1)")
     for kind, runs in records.items():
-        median = {name: float(np.median([getattr(r, name) for r in runs])) for name in (
-            "seconds_per_sample", "seconds_parts", "seconds_steps")}
+        median = _record_medians(runs)
         print(f"  {kind}: {runs[0].samples} samples through the model "
               f"{median['seconds_per_sample']:.3f} s, module parts {median['seconds_parts']:.3f} s, "
               f"steps {median['seconds_steps']:.3f} s ({runs[0].maps_per_step} maps x "
