@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 OUTDIR ?= outputs/demo
-# two pytest workers (pytest-xdist), a test file per worker so module fixtures are built once
-PYTEST_ARGS ?= -n 2 --dist loadfile
+# two pytest workers (pytest-xdist), a test file per worker so module fixtures are built once,
+# handed out in collection order (tests/conftest.py puts the longest files first)
+PYTEST_ARGS ?= -n 2 --dist loadfile --no-loadscope-reorder
 # gan-face-generate ships the pretrained face DCGAN weights; its declared deps (torch, wandb)
 # are not needed to read them, hence --no-deps.
 FACES := gan-face-generate==1.1.1
