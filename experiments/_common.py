@@ -99,13 +99,21 @@ def prepare(ctx, outdir, overwrite):
         ctx.fail(f"{results} exists: choose another --outdir or pass --overwrite")
     if outdir.exists() and not outdir.is_dir():
         ctx.fail(f"--outdir {outdir} is a file, not a folder")
-    outdir.parent.mkdir(parents=True, exist_ok=True)
     name = outdir.resolve().name
-    for leftover in outdir.parent.glob(f".{name}.partial-*"):  # of killed runs (pid not alive)
-        pid = leftover.name.rsplit(".partial-", 1)[1].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(leftover, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.partial-{os.getpid()}-", dir=outdir.parent))
+    try:   # before any work: a folder that cannot be written is a usage error
+        outdir.parent.mkdir(parents=True, exist_ok=True)
+        for leftover in outdir.parent.glob(f".{name}.partial-*"):  # of killed runs (pid gone)
+            pid = leftover.name.rsplit(".partial-", 1)[1].split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(leftover, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.partial-{os.getpid()}-",
+                                        dir=outdir.parent))
+    except OSError as error:
+        blocker = next((p for p in outdir.parents if p.exists()), None)
+        reason = (f"{blocker} is a file, not a folder" if blocker is not None
+                  and not blocker.is_dir() else f"{error.strerror or error} in {outdir.parent}")
+        ctx.fail(f"cannot write --outdir {outdir}: {reason} (a run is staged beside its "
+                 "folder, then moved in); choose a folder you can write")
     _STAGED[staging] = outdir
 
     def discard():

@@ -102,3 +102,20 @@ def test_table2_refuses_an_empty_real_folder_before_the_maps(tmp_path, monkeypat
     result = _invoke(["table2", "--real", str(tmp_path / "empty"), "--outdir",
                       str(tmp_path / "out")])
     _assert_clean_error(result, str(tmp_path / "empty"))
+
+
+@pytest.mark.parametrize("name", ["fig8", "demo"])
+def test_an_outdir_that_cannot_be_written_is_refused_before_the_maps(name, tmp_path,
+                                                                    monkeypatch):
+    import tfcf.influence
+
+    def no_maps(*args, **kwargs):
+        raise AssertionError("influence maps were computed before --outdir was checked")
+
+    monkeypatch.setattr(tfcf.influence, "influence_maps", no_maps)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    outdir = blocker / "out"   # its parent is a file: no folder can be made there
+    result = _invoke([name, "--outdir", str(outdir)])
+    _assert_clean_error(result, f"cannot write --outdir {outdir}", "choose a folder")
+    assert blocker.read_text() == "not a folder"
